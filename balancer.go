@@ -1,0 +1,148 @@
+package lb
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// ErrNoServer is returned by Pick when no server can take the request: the
+// pool is empty, or every server in it is unhealthy, draining or has weight 0.
+// Balancers may wrap it; test for it with errors.Is.
+var ErrNoServer = errors.New("lb: no server available")
+
+// A Balancer chooses a server for each request.
+//
+// Implementations must be safe for concurrent use, and Pick must not block.
+// A successful Pick counts one more request in flight on the chosen server;
+// the caller ends it by calling PickResult.Done exactly once. [Proxy] does
+// this for HTTP requests; other callers (a database client, a queue consumer)
+// do it themselves, typically with defer.
+type Balancer interface {
+	// Pick chooses a server for r. r may be nil for algorithms that do not
+	// look at the request (all but the hashing ones). When no server can
+	// take the request, the error satisfies errors.Is(err, ErrNoServer).
+	Pick(r *http.Request) (PickResult, error)
+}
+
+// BalancerFunc adapts an ordinary function to the [Balancer] interface. The
+// function must honour the Pick contract: count the request in flight, which
+// [Server.Acquire] does, and return ErrNoServer when nothing is available.
+type BalancerFunc func(r *http.Request) (PickResult, error)
+
+// Pick calls f(r).
+func (f BalancerFunc) Pick(r *http.Request) (PickResult, error) { return f(r) }
+
+// PickResult is the outcome of a successful Pick.
+type PickResult struct {
+	// Server is the chosen server.
+	Server *Server
+	// Done ends the request: it decrements the server's in-flight count and
+	// records the outcome in its statistics. It is never nil, may be called
+	// from any goroutine, and must be called exactly once.
+	Done func(DoneInfo)
+}
+
+// DoneInfo describes how a picked request ended.
+type DoneInfo struct {
+	// Err is nil when the request succeeded. A context.Canceled error (the
+	// client went away) is not counted as a failure of the server.
+	Err error
+	// StatusCode is the HTTP status the server answered with, or 0 when no
+	// response arrived or the request was not HTTP. A status of 500 or more
+	// counts as a failure in the server's statistics.
+	StatusCode int
+	// Duration is the time from Pick to Done, when the caller measured it.
+	// A positive value is recorded as the server's last latency.
+	Duration time.Duration
+}
+
+// An Option configures a balancer. Options that do not apply to a balancer
+// (WithStart on LeastConn, say) are accepted and ignored. A bad option makes
+// the constructor return an error naming it.
+type Option func(*config) error
+
+// config holds the settings shared by every balancer constructor.
+type config struct {
+	randN      func(n int) int
+	seed       func() uint64 // 64 random bits; derived from randN when set
+	start      uint64
+	fixedStart bool
+}
+
+// WithRand sets the source of random numbers: f(n) must return a value in
+// [0, n). Balancers use it for random picks, tie-breaks and the starting
+// offset of round robin, so a seeded source makes every choice reproducible,
+// for example:
+//
+//	lb.WithRand(rand.New(rand.NewPCG(1, 2)).IntN)
+//
+// f is called concurrently when the balancer is, so it must then be safe for
+// concurrent use; a *rand.Rand is not, and suits single-goroutine tests. The
+// default is math/rand/v2's IntN.
+func WithRand(f func(n int) int) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("WithRand: nil function")
+		}
+		c.randN = f
+		c.seed = func() uint64 { return uint64(f(math.MaxInt)) }
+		return nil
+	}
+}
+
+// WithStart fixes the position in its order where [RoundRobin] or
+// [WeightedRoundRobin] makes its first pick (0 is the first server of the
+// pool). Without it they start at a random position, so that many processes
+// started together do not send their first requests to the same server.
+func WithStart(i uint64) Option {
+	return func(c *config) error {
+		c.start, c.fixedStart = i, true
+		return nil
+	}
+}
+
+// newConfig applies opts for the constructor named ctor, over pool.
+func newConfig(ctor string, pool *Pool, opts []Option) (config, error) {
+	c := config{randN: rand.IntN, seed: rand.Uint64}
+	if pool == nil {
+		return c, fmt.Errorf("lb: %s: nil pool", ctor)
+	}
+	for i, opt := range opts {
+		if opt == nil {
+			return c, fmt.Errorf("lb: %s: option %d is nil", ctor, i)
+		}
+		if err := opt(&c); err != nil {
+			return c, fmt.Errorf("lb: %s: %w", ctor, err)
+		}
+	}
+	if !c.fixedStart {
+		c.start = c.seed()
+	}
+	return c, nil
+}
+
+// fastRand is a small per-pick generator (wyrand), seeded once from the
+// balancer's random source, for when a pick needs many random numbers (tie
+// breaks over a long scan). It keeps such picks cheap and, with a seeded
+// source, exactly reproducible.
+type fastRand struct {
+	state  uint64
+	seeded bool
+}
+
+func (r *fastRand) init(seed func() uint64) {
+	r.state = seed()
+	r.seeded = true
+}
+
+// intN returns a value in [0, n) for 0 < n < 2^32.
+func (r *fastRand) intN(n uint64) uint64 {
+	r.state += 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(r.state, r.state^0xe7037ed1a0b428db)
+	return ((hi ^ lo) >> 32 * n) >> 32
+}

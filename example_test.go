@@ -1,0 +1,180 @@
+package lb_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/balancekit/lb"
+)
+
+// mustServer is for examples only: real code handles the error.
+func mustServer(raw string, opts ...lb.ServerOption) *lb.Server {
+	s, err := lb.NewServer(raw, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func ExampleRoundRobin() {
+	pool, err := lb.NewPool(
+		mustServer("http://10.0.0.1:8080"),
+		mustServer("http://10.0.0.2:8080"),
+		mustServer("http://10.0.0.3:8080"),
+	)
+	if err != nil {
+		panic(err)
+	}
+	rr, err := lb.NewRoundRobin(pool, lb.WithStart(0))
+	if err != nil {
+		panic(err)
+	}
+	for range 4 {
+		res, err := rr.Pick(nil)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(res.Server.URL().Host)
+		res.Done(lb.DoneInfo{})
+	}
+	// Output:
+	// 10.0.0.1:8080
+	// 10.0.0.2:8080
+	// 10.0.0.3:8080
+	// 10.0.0.1:8080
+}
+
+func ExampleWeightedRoundRobin() {
+	pool, _ := lb.NewPool(
+		mustServer("http://10.0.0.1:8080", lb.WithName("a"), lb.WithWeight(5)),
+		mustServer("http://10.0.0.2:8080", lb.WithName("b")),
+		mustServer("http://10.0.0.3:8080", lb.WithName("c")),
+	)
+	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithStart(0))
+	for range 7 {
+		res, _ := wrr.Pick(nil)
+		fmt.Print(res.Server.Name(), " ")
+		res.Done(lb.DoneInfo{})
+	}
+	fmt.Println()
+	// Output:
+	// a a b a c a a
+}
+
+func ExampleLeastConn() {
+	a := mustServer("http://10.0.0.1:8080", lb.WithName("a"))
+	b := mustServer("http://10.0.0.2:8080", lb.WithName("b"))
+	pool, _ := lb.NewPool(a, b)
+	lc, _ := lb.NewLeastConn(pool)
+
+	// A long request is in flight on a.
+	long := a.Acquire()
+
+	res, _ := lc.Pick(nil)
+	fmt.Println("picked", res.Server.Name(), "while a has", a.InFlight(), "in flight")
+	res.Done(lb.DoneInfo{})
+
+	long.Done(lb.DoneInfo{})
+	fmt.Println("in flight:", a.InFlight(), b.InFlight())
+	// Output:
+	// picked b while a has 1 in flight
+	// in flight: 0 0
+}
+
+func ExampleRandom() {
+	pool, _ := lb.NewPool(
+		mustServer("http://10.0.0.1:8080", lb.WithName("small"), lb.WithWeight(1)),
+		mustServer("http://10.0.0.2:8080", lb.WithName("big"), lb.WithWeight(3)),
+	)
+	// A seeded source makes the draws reproducible.
+	rd, _ := lb.NewRandom(pool, lb.WithRand(rand.New(rand.NewPCG(1, 2)).IntN))
+	counts := map[string]int{}
+	for range 100_000 {
+		res, _ := rd.Pick(nil)
+		counts[res.Server.Name()]++
+		res.Done(lb.DoneInfo{})
+	}
+	fmt.Printf("big %.0f%%, small %.0f%%\n", float64(counts["big"])/1000, float64(counts["small"])/1000)
+	// Output:
+	// big 75%, small 25%
+}
+
+func ExampleP2C() {
+	servers := []*lb.Server{
+		mustServer("http://10.0.0.1:8080", lb.WithName("a")),
+		mustServer("http://10.0.0.2:8080", lb.WithName("b")),
+		mustServer("http://10.0.0.3:8080", lb.WithName("c")),
+	}
+	pool, _ := lb.NewPool(servers...)
+	p2c, _ := lb.NewP2C(pool, lb.WithRand(rand.New(rand.NewPCG(1, 2)).IntN))
+
+	// Hold 300 requests: the loads stay close together.
+	var held []lb.PickResult
+	for range 300 {
+		res, _ := p2c.Pick(nil)
+		held = append(held, res)
+	}
+	for _, s := range servers {
+		fmt.Println(s.Name(), s.InFlight() >= 95 && s.InFlight() <= 105)
+	}
+	for _, res := range held {
+		res.Done(lb.DoneInfo{})
+	}
+	// Output:
+	// a true
+	// b true
+	// c true
+}
+
+func ExamplePool() {
+	a := mustServer("http://10.0.0.1:8080", lb.WithName("a"))
+	b := mustServer("http://10.0.0.2:8080", lb.WithName("b"))
+	pool, _ := lb.NewPool(a)
+	rr, _ := lb.NewRoundRobin(pool, lb.WithStart(0))
+
+	// The pool changes while balancers use it.
+	if err := pool.Add(b); err != nil {
+		panic(err)
+	}
+	fmt.Println(pool.Len(), "servers, version", pool.Version())
+	if err := pool.Add(mustServer("http://10.0.0.9:8080", lb.WithName("a"))); errors.Is(err, lb.ErrDuplicateServer) {
+		fmt.Println(err)
+	}
+
+	a.SetHealthy(false) // a health check would do this
+	res, _ := rr.Pick(nil)
+	fmt.Println("picked", res.Server.Name())
+	res.Done(lb.DoneInfo{})
+
+	_ = pool.Remove(b)
+	if _, err := rr.Pick(nil); errors.Is(err, lb.ErrNoServer) {
+		fmt.Println(err)
+	}
+	// Output:
+	// 2 servers, version 2
+	// lb: duplicate server: "a"
+	// picked b
+	// lb: no server available
+}
+
+func ExampleNewServer() {
+	_, err := lb.NewServer("localhost:8080")
+	fmt.Println(err)
+	_, err = lb.NewServer("http://localhost:8080", lb.WithWeight(-1))
+	fmt.Println(err)
+	// Output:
+	// lb: server URL "localhost:8080": missing scheme or host (want scheme://host[:port])
+	// lb: server URL "http://localhost:8080": weight -1 is negative
+}
+
+func ExampleServer_Stats() {
+	s := mustServer("http://10.0.0.1:8080")
+	res := s.Acquire()
+	fmt.Printf("%+v\n", s.Stats())
+	res.Done(lb.DoneInfo{StatusCode: 502, Duration: 1500000})
+	fmt.Printf("%+v\n", s.Stats())
+	// Output:
+	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false InFlight:1 Requests:0 Failures:0 LastLatency:0s}
+	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false InFlight:0 Requests:1 Failures:1 LastLatency:1.5ms}
+}

@@ -1,0 +1,160 @@
+package lb
+
+import (
+	"net/http"
+)
+
+// LeastConn picks the server with the fewest requests in flight relative to
+// its weight. It counts requests in flight (picked and not yet done), not TCP
+// connections.
+//
+// Precisely, it picks the server whose load after taking the request,
+// (in-flight+1)/weight, would be lowest, comparing by cross-multiplication so
+// no division is needed: an idle server of weight 3 wins over an idle one of
+// weight 1. Ties are broken uniformly at random (reservoir sampling), so a
+// cold start does not pile onto the first server.
+//
+// A pick scans the whole pool: O(servers), with no lock and no allocation.
+// Choosing and counting are separate steps, so two concurrent picks may both
+// choose the same server; the count is a heuristic, not a reservation. For
+// large pools, [P2C] gives nearly the same balance in O(1). LeastConn is safe
+// for concurrent use.
+type LeastConn struct {
+	pool *Pool
+	seed func() uint64
+}
+
+// NewLeastConn returns a weighted least-connections balancer over pool.
+// [WithRand] sets the source of its tie-breaks.
+func NewLeastConn(pool *Pool, opts ...Option) (*LeastConn, error) {
+	c, err := newConfig("NewLeastConn", pool, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &LeastConn{pool: pool, seed: c.seed}, nil
+}
+
+// Pick returns the available server with the lowest weighted load. r is not
+// used.
+func (lc *LeastConn) Pick(*http.Request) (PickResult, error) {
+	return leastLoaded(lc.pool.load().active, lc.seed)
+}
+
+// leastLoaded returns the available server of servers with the lowest
+// (in-flight+1)/weight, ties broken at random by reservoir sampling.
+func leastLoaded(servers []*Server, seed func() uint64) (PickResult, error) {
+	var (
+		best            *Server
+		bestLoad, bestW int64
+		ties            uint64
+		rnd             fastRand
+	)
+	for _, s := range servers {
+		if !s.available() {
+			continue
+		}
+		load, w := s.InFlight()+1, int64(s.weight)
+		if best != nil {
+			// Compare load/w with bestLoad/bestW.
+			switch c := load*bestW - bestLoad*w; {
+			case c > 0:
+				continue
+			case c == 0:
+				// The k-th tied server replaces the choice with
+				// probability 1/k, so each of them ends up chosen
+				// with probability 1/ties.
+				ties++
+				if !rnd.seeded {
+					rnd.init(seed)
+				}
+				if rnd.intN(ties) != 0 {
+					continue
+				}
+			default:
+				ties = 1
+			}
+		} else {
+			ties = 1
+		}
+		best, bestLoad, bestW = s, load, w
+	}
+	if best == nil {
+		return PickResult{}, ErrNoServer
+	}
+	return best.Acquire(), nil
+}
+
+// P2C is the power of two choices: it draws two distinct servers at random
+// and picks the less loaded of the two, comparing requests in flight relative
+// to weight as [LeastConn] does (a tie goes to either, at random).
+//
+// Its balance is close to LeastConn's (Mitzenmacher, "The Power of Two
+// Choices in Randomized Load Balancing", 2001), but a pick costs O(1) whatever
+// the pool's size, and concurrent pickers, including independent balancers in
+// other processes, do not all herd onto the single least-loaded server. When
+// a drawn server is unavailable it draws again a few times, then falls back
+// to a scan of the pool. P2C is safe for concurrent use.
+type P2C struct {
+	pool  *Pool
+	randN func(int) int
+	seed  func() uint64
+}
+
+// NewP2C returns a power-of-two-choices balancer over pool. [WithRand] sets
+// the source of its draws.
+func NewP2C(pool *Pool, opts ...Option) (*P2C, error) {
+	c, err := newConfig("NewP2C", pool, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &P2C{pool: pool, randN: c.randN, seed: c.seed}, nil
+}
+
+// Pick returns the less loaded of two distinct random servers. r is not
+// used.
+func (p *P2C) Pick(*http.Request) (PickResult, error) {
+	servers := p.pool.load().active
+	n := len(servers)
+	switch n {
+	case 0:
+		return PickResult{}, ErrNoServer
+	case 1:
+		if s := servers[0]; s.available() {
+			return s.Acquire(), nil
+		}
+		return PickResult{}, ErrNoServer
+	}
+	for range redraws {
+		i, j := drawPair(p.randN, n)
+		a, b := servers[i], servers[j]
+		switch aok, bok := a.available(), b.available(); {
+		case aok && bok:
+			// The pair is in random order, so a tie going to a is fair.
+			if (b.InFlight()+1)*int64(a.weight) < (a.InFlight()+1)*int64(b.weight) {
+				return b.Acquire(), nil
+			}
+			return a.Acquire(), nil
+		case aok:
+			return a.Acquire(), nil
+		case bok:
+			return b.Acquire(), nil
+		}
+	}
+	return leastLoaded(servers, p.seed)
+}
+
+// drawPair returns two distinct random indexes below n (n ≥ 2), every
+// ordered pair equally likely. One draw gives both: r encodes the pair, and
+// j skips over i. Two draws are needed only if n·(n−1) might overflow.
+func drawPair(randN func(int) int, n int) (i, j int) {
+	if n <= 1<<31 {
+		r := randN(n * (n - 1))
+		i, j = r/(n-1), r%(n-1)
+	} else {
+		i, j = randN(n), randN(n-1)
+	}
+	if j >= i {
+		j++
+	}
+	return i, j
+}

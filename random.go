@@ -1,0 +1,158 @@
+package lb
+
+import (
+	"math"
+	"net/http"
+)
+
+// Random picks a server at random, in proportion to its weight: uniformly
+// when all weights are equal. Weighted draws use Walker's alias method,
+// whose table is built once per change of the pool's membership (and shared
+// by every Random over that pool), so a pick costs O(1) whatever the pool's
+// size, with no lock and no allocation. The table is exact: with integer
+// weights, each server's probability is exactly weight/total.
+//
+// When the drawn server is unavailable it draws again, a few times, then
+// falls back to an exact weighted draw over the available servers
+// (O(servers)). Either way, each available server is picked with probability
+// weight/(sum of available weights). Random is safe for concurrent use.
+type Random struct {
+	pool  *Pool
+	randN func(int) int
+}
+
+// NewRandom returns a weighted random balancer over pool. [WithRand] sets the
+// source of its draws.
+func NewRandom(pool *Pool, opts ...Option) (*Random, error) {
+	c, err := newConfig("NewRandom", pool, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Random{pool: pool, randN: c.randN}, nil
+}
+
+// Pick returns a random available server, weighted. r is not used.
+func (rd *Random) Pick(*http.Request) (PickResult, error) {
+	st := rd.pool.load()
+	n := len(st.active)
+	if n == 0 {
+		return PickResult{}, ErrNoServer
+	}
+	var at *aliasTable
+	if !st.equal {
+		at = st.aliasTable()
+	}
+	for range 1 + redraws {
+		var i int
+		if at == nil {
+			i = rd.randN(n)
+		} else {
+			i = at.draw(rd.randN)
+		}
+		if s := st.active[i]; s.available() {
+			return s.Acquire(), nil
+		}
+	}
+	return weightedAmongAvailable(st.active, rd.randN)
+}
+
+// aliasTable is Walker's alias method in exact integer form. Column i of n
+// holds total units: the first prob[i] go to server i, the rest to server
+// alias[i]. A draw picks a column and a unit uniformly; server k owns
+// weight[k]·n units in all, so it is drawn with probability weight[k]/total.
+type aliasTable struct {
+	prob  []uint64
+	alias []int32
+	total uint64 // units per column: the sum of the weights
+}
+
+// aliasTable returns the snapshot's alias table, building it on first use.
+func (st *poolState) aliasTable() *aliasTable {
+	if at := st.alias.Load(); at != nil {
+		return at
+	}
+	weights := make([]uint64, len(st.active))
+	for i, s := range st.active {
+		weights[i] = uint64(s.weight)
+	}
+	st.alias.CompareAndSwap(nil, newAliasTable(weights))
+	return st.alias.Load()
+}
+
+// newAliasTable builds the table for weights (each at least 1) by Vose's
+// method, in integers.
+func newAliasTable(weights []uint64) *aliasTable {
+	n := uint64(len(weights))
+	at := &aliasTable{prob: make([]uint64, n), alias: make([]int32, n)}
+	scaled := make([]uint64, n) // units still owned by each server
+	var small, large []int32
+	for i, w := range weights {
+		at.total += w
+		scaled[i] = w * n
+	}
+	for i := range weights {
+		if scaled[i] < at.total {
+			small = append(small, int32(i))
+		} else {
+			large = append(large, int32(i))
+		}
+	}
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		// Column s: its own units, topped up from l.
+		at.prob[s], at.alias[s] = scaled[s], l
+		scaled[l] -= at.total - scaled[s]
+		if scaled[l] < at.total {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	// What is left fills whole columns (exactly, in integers).
+	for _, i := range append(small, large...) {
+		at.prob[i], at.alias[i] = at.total, i
+	}
+	return at
+}
+
+// draw returns a random server index with probability weight/total.
+func (at *aliasTable) draw(randN func(int) int) int {
+	n := uint64(len(at.prob))
+	var col, unit uint64
+	if at.total <= math.MaxInt/n {
+		x := uint64(randN(int(n * at.total)))
+		col, unit = x/at.total, x%at.total
+	} else {
+		col, unit = uint64(randN(int(n))), uint64(randN(int(at.total)))
+	}
+	if unit < at.prob[col] {
+		return int(col)
+	}
+	return int(at.alias[col])
+}
+
+// weightedAmongAvailable draws one of the available servers with probability
+// proportional to its weight, in two passes over servers.
+func weightedAmongAvailable(servers []*Server, randN func(int) int) (PickResult, error) {
+	total := 0
+	for _, s := range servers {
+		if s.available() {
+			total += s.weight
+		}
+	}
+	if total == 0 {
+		return PickResult{}, ErrNoServer
+	}
+	x := randN(total)
+	for _, s := range servers {
+		if !s.available() {
+			continue
+		}
+		if x < s.weight {
+			return s.Acquire(), nil
+		}
+		x -= s.weight
+	}
+	// Servers turned unavailable between the passes took x past the end.
+	return scanFrom(servers, 0)
+}

@@ -1,0 +1,252 @@
+package lb
+
+import (
+	"net/http"
+	"slices"
+	"sync/atomic"
+)
+
+// redraws is how many more positions a round robin or random pick tries when
+// the one it landed on is unavailable, before it falls back to scanning the
+// pool. Redrawing keeps the shares of the healthy servers fair: a plain scan
+// would hand every pick of a down server to the server after it.
+const redraws = 16
+
+// RoundRobin picks the servers of a pool in turn, one after another, and
+// ignores their weights (except that weight 0 servers are never picked); see
+// [WeightedRoundRobin] for the weighted order.
+//
+// Unhealthy and draining servers are skipped: the pick moves on to the next
+// position, so the remaining servers share their turns evenly. A pick is one
+// atomic add on a 64-bit counter and allocates nothing. RoundRobin is safe
+// for concurrent use.
+type RoundRobin struct {
+	pool *Pool
+	next paddedCounter
+}
+
+// paddedCounter is an atomic counter alone on its cache line: it is written
+// by every pick, and must not slow down reads of the fields beside it.
+type paddedCounter struct {
+	_ [cacheLine]byte
+	atomic.Uint64
+	_ [cacheLine - 8]byte
+}
+
+// NewRoundRobin returns a round-robin balancer over pool. It starts at a
+// random position unless [WithStart] fixes it; [WithRand] sets the source of
+// that position.
+func NewRoundRobin(pool *Pool, opts ...Option) (*RoundRobin, error) {
+	c, err := newConfig("NewRoundRobin", pool, opts)
+	if err != nil {
+		return nil, err
+	}
+	rr := &RoundRobin{pool: pool}
+	rr.next.Store(c.start)
+	return rr, nil
+}
+
+// Pick returns the next available server in turn. r is not used.
+func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
+	servers := rr.pool.load().active
+	n := uint64(len(servers))
+	if n == 0 {
+		return PickResult{}, ErrNoServer
+	}
+	if s := servers[(rr.next.Add(1)-1)%n]; s.available() {
+		return s.Acquire(), nil
+	}
+	for range min(n-1, redraws) {
+		if s := servers[(rr.next.Add(1)-1)%n]; s.available() {
+			return s.Acquire(), nil
+		}
+	}
+	return scanFrom(servers, rr.next.Load())
+}
+
+// scanFrom returns the first available server at or after position start,
+// wrapping around.
+func scanFrom(servers []*Server, start uint64) (PickResult, error) {
+	n := uint64(len(servers))
+	for i := range n {
+		if s := servers[(start+i)%n]; s.available() {
+			return s.Acquire(), nil
+		}
+	}
+	return PickResult{}, ErrNoServer
+}
+
+// WeightedRoundRobin picks servers in proportion to their weights, in the
+// smooth interleaved order of nginx's weighted round robin: weights a=5,
+// b=1, c=1 give the lap a a b a c a a, never five a's in a row.
+//
+// The order is computed once per change of the pool's membership (and
+// shared by every WeightedRoundRobin over that pool), so a pick is one atomic
+// add and a table lookup, with no lock and no allocation. When all weights
+// are equal it is plain round robin. Weights are exact as long as their sum,
+// divided by their greatest common divisor, is at most 65,536 (or 4 times
+// the number of servers, if that is more); beyond that they are scaled down
+// in proportion to fit, and a server keeps at least one turn per lap.
+//
+// Unhealthy and draining servers are skipped: their turns go to the next
+// positions of the order. WeightedRoundRobin is safe for concurrent use.
+type WeightedRoundRobin struct {
+	pool *Pool
+	next paddedCounter
+}
+
+// NewWeightedRoundRobin returns a smooth weighted round-robin balancer over
+// pool. It starts at a random position of its order unless [WithStart] fixes
+// it; [WithRand] sets the source of that position.
+func NewWeightedRoundRobin(pool *Pool, opts ...Option) (*WeightedRoundRobin, error) {
+	c, err := newConfig("NewWeightedRoundRobin", pool, opts)
+	if err != nil {
+		return nil, err
+	}
+	w := &WeightedRoundRobin{pool: pool}
+	w.next.Store(c.start)
+	return w, nil
+}
+
+// Pick returns the server at the next position of the weighted order,
+// skipping unavailable ones. r is not used.
+func (w *WeightedRoundRobin) Pick(*http.Request) (PickResult, error) {
+	st := w.pool.load()
+	servers := st.active
+	if len(servers) == 0 {
+		return PickResult{}, ErrNoServer
+	}
+	if st.equal {
+		n := uint64(len(servers))
+		if s := servers[(w.next.Add(1)-1)%n]; s.available() {
+			return s.Acquire(), nil
+		}
+		for range min(n-1, redraws) {
+			if s := servers[(w.next.Add(1)-1)%n]; s.available() {
+				return s.Acquire(), nil
+			}
+		}
+		return scanFrom(servers, w.next.Load())
+	}
+	order := st.smoothOrder()
+	n := uint64(len(order))
+	if s := servers[order[(w.next.Add(1)-1)%n]]; s.available() {
+		return s.Acquire(), nil
+	}
+	for range min(n-1, redraws) {
+		if s := servers[order[(w.next.Add(1)-1)%n]]; s.available() {
+			return s.Acquire(), nil
+		}
+	}
+	return scanFrom(servers, uint64(order[w.next.Load()%n]))
+}
+
+// smoothOrder returns the snapshot's weighted order, building it on first
+// use. Concurrent first uses may each build it; they build the same order
+// and one of them is kept.
+func (st *poolState) smoothOrder() []int32 {
+	if p := st.smooth.Load(); p != nil {
+		return *p
+	}
+	weights := make([]int, len(st.active))
+	for i, s := range st.active {
+		weights[i] = s.weight
+	}
+	order := smoothOrder(weights)
+	st.smooth.CompareAndSwap(nil, &order)
+	return *st.smooth.Load()
+}
+
+// maxLap bounds the length of a weighted round-robin lap (see
+// WeightedRoundRobin).
+const maxLap = 1 << 16
+
+// smoothOrder returns one lap of nginx's smooth weighted round robin over
+// weights (each at least 1), after dividing them by their greatest common
+// divisor: a sequence of indexes into weights in which index i appears
+// weights[i]/gcd times.
+//
+// nginx's algorithm, at each step, adds every weight to its server's
+// current value, picks the first server with the largest current value and
+// subtracts the total weight from it. Done naively a lap costs
+// O(total·servers). Servers of equal weight, though, are always picked in
+// index order, one after another; so it is enough to compare one candidate
+// per distinct weight, which makes a lap O(total·distinct weights) and gives
+// exactly nginx's sequence.
+func smoothOrder(weights []int) []int32 {
+	if len(weights) == 0 {
+		return nil
+	}
+	weights = fitLap(weights)
+	type group struct {
+		weight  int64
+		members []int32 // indexes into weights, ascending
+		picks   int64   // how many times the group was picked
+	}
+	var groups []*group
+	byWeight := make(map[int]*group)
+	var total int64
+	for i, w := range weights {
+		g := byWeight[w]
+		if g == nil {
+			g = &group{weight: int64(w)}
+			byWeight[w] = g
+			groups = append(groups, g)
+		}
+		g.members = append(g.members, int32(i))
+		total += int64(w)
+	}
+	order := make([]int32, 0, total)
+	for t := int64(1); t <= total; t++ {
+		var best *group
+		var bestCur int64
+		var bestIdx int32
+		for _, g := range groups {
+			size := int64(len(g.members))
+			// The group's candidate is its member with the fewest picks,
+			// the lowest index among those; its current value is
+			// t·weight − total·(its picks).
+			idx := g.members[g.picks%size]
+			cur := t*g.weight - total*(g.picks/size)
+			if best == nil || cur > bestCur || (cur == bestCur && idx < bestIdx) {
+				best, bestCur, bestIdx = g, cur, idx
+			}
+		}
+		best.picks++
+		order = append(order, bestIdx)
+	}
+	return order
+}
+
+// fitLap divides weights by their greatest common divisor and, while their
+// sum is above the lap limit, scales them down in proportion (each stays at
+// least 1). It returns a new slice.
+func fitLap(weights []int) []int {
+	out := slices.Clone(weights)
+	limit := max(maxLap, 4*len(weights))
+	for {
+		g, total := 0, 0
+		for _, w := range out {
+			g = gcd(g, w)
+		}
+		for i := range out {
+			out[i] /= g
+			total += out[i]
+		}
+		if total <= limit {
+			return out
+		}
+		// Each round lowers the total: every weight above 1 shrinks by
+		// at least one.
+		for i, w := range out {
+			out[i] = max(1, int(int64(w)*int64(limit)/int64(total)))
+		}
+	}
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}

@@ -1,0 +1,273 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// MaxWeight is the largest weight a server may have. It keeps the weighted
+// comparisons of [LeastConn] and [P2C] free of overflow.
+const MaxWeight = 1_000_000
+
+// Server is one backend: a URL to forward requests to, or an in-process
+// [http.Handler] to call. Its configuration (name, URL or handler, weight) is
+// fixed when it is made; its state (health, requests in flight, counters)
+// lives in atomics, so reading it never takes a lock.
+//
+// A Server may belong to several pools and be shared by any number of
+// balancers; its in-flight count is then the sum over all of them. It is
+// safe for concurrent use and must not be copied after first use.
+type Server struct {
+	// The fields every pick and every Done touch share the first cache
+	// line; the padding keeps other servers' hot fields off it.
+
+	// load packs the two counters every Pick and Done touch into one word,
+	// so that each is a single atomic add: the low loadBits bits hold the
+	// in-flight count (two's complement), the bits above count completed
+	// requests, modulo 2^(64-loadBits).
+	load     atomic.Uint64
+	flags    atomic.Uint32 // flagDown | flagDraining
+	weight   int
+	failures atomic.Uint64
+	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
+	_        [cacheLine - 40]byte
+
+	name    string
+	url     *url.URL     // nil for a handler server
+	handler http.Handler // nil for a URL server
+	done    func(DoneInfo)
+	_       [cacheLine - 48]byte
+}
+
+// cacheLine is the size the hot fields of Server and of the round-robin
+// counters are padded to, so that two cores updating different ones do not
+// contend for one cache line.
+const cacheLine = 64
+
+const (
+	loadBits    = 24 // in-flight part of Server.load: up to 8,388,607 at once
+	loadMask    = 1<<loadBits - 1
+	loadPick    = 1               // Pick: one more in flight
+	loadRelease = 1<<loadBits - 1 // Done: one less in flight, one more completed
+	loadSign    = 1 << (loadBits - 1)
+
+	flagDown     = 1 << 0
+	flagDraining = 1 << 1
+)
+
+// A ServerOption configures a Server made by [NewServer] or
+// [NewHandlerServer].
+type ServerOption func(*serverOptions)
+
+type serverOptions struct {
+	weight  int
+	name    string
+	nameSet bool
+	down    bool
+}
+
+// WithWeight sets the server's relative weight: a server of weight 2 gets
+// twice the share of one of weight 1 from the weighted algorithms. The
+// default is 1. Weight 0 means drained: the server stays in its pools (and
+// in their status) but no balancer picks it. A weight below 0 or above
+// [MaxWeight] is an error.
+func WithWeight(w int) ServerOption {
+	return func(o *serverOptions) { o.weight = w }
+}
+
+// WithName sets the server's name, which identifies it in its pools (no two
+// members of a pool share a name), in logs, in statistics and, for the
+// hashing balancers, in the hash. The default for a URL server is the URL as
+// given to [NewServer].
+func WithName(name string) ServerOption {
+	return func(o *serverOptions) { o.name, o.nameSet = name, true }
+}
+
+// WithDown makes the server start unhealthy, so that it takes no traffic
+// until something (a health check) marks it healthy.
+func WithDown() ServerOption {
+	return func(o *serverOptions) { o.down = true }
+}
+
+// NewServer returns a server that forwards to the URL raw, which must have a
+// scheme and a host, such as "http://10.0.0.1:8080" or
+// "https://api.internal/v1". Note that "localhost:8080" is rejected: it
+// parses as the scheme "localhost" with no host.
+func NewServer(raw string, opts ...ServerOption) (*Server, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("lb: server URL %q: %w", raw, err)
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("lb: server URL %q: missing scheme or host (want scheme://host[:port])", raw)
+	}
+	return newServer(fmt.Sprintf("server URL %q", raw), raw, u, nil, opts)
+}
+
+// NewHandlerServer returns a server that calls h in process, with no network
+// hop: this is how a service balances between handlers it already has, and
+// how tests run without sockets. name identifies the server and must not be
+// empty.
+func NewHandlerServer(name string, h http.Handler, opts ...ServerOption) (*Server, error) {
+	if name == "" {
+		return nil, errors.New(`lb: handler server: empty name ""`)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("lb: handler server %q: nil handler", name)
+	}
+	return newServer(fmt.Sprintf("handler server %q", name), name, nil, h, opts)
+}
+
+func newServer(what, name string, u *url.URL, h http.Handler, opts []ServerOption) (*Server, error) {
+	o := serverOptions{weight: 1, name: name}
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("lb: %s: option %d is nil", what, i)
+		}
+		opt(&o)
+	}
+	switch {
+	case o.weight < 0:
+		return nil, fmt.Errorf("lb: %s: weight %d is negative", what, o.weight)
+	case o.weight > MaxWeight:
+		return nil, fmt.Errorf("lb: %s: weight %d is above the maximum %d", what, o.weight, MaxWeight)
+	case o.nameSet && o.name == "":
+		return nil, fmt.Errorf(`lb: %s: WithName: empty name ""`, what)
+	}
+	s := &Server{name: o.name, url: u, handler: h, weight: o.weight}
+	if o.down {
+		s.flags.Store(flagDown)
+	}
+	s.done = s.release // bound once: Pick and Done allocate nothing
+	return s, nil
+}
+
+// Name returns the server's name.
+func (s *Server) Name() string { return s.name }
+
+// String returns the server's name.
+func (s *Server) String() string { return s.name }
+
+// URL returns a copy of the URL the server forwards to, or nil for a handler
+// server.
+func (s *Server) URL() *url.URL {
+	if s.url == nil {
+		return nil
+	}
+	u := *s.url
+	if u.User != nil {
+		ui := *u.User
+		u.User = &ui
+	}
+	return &u
+}
+
+// Handler returns the in-process handler of a server made by
+// [NewHandlerServer], or nil for a URL server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Weight returns the server's weight; 0 means it takes no picks.
+func (s *Server) Weight() int { return s.weight }
+
+// Healthy reports whether the server is marked healthy. New servers are
+// healthy unless made with [WithDown].
+func (s *Server) Healthy() bool { return s.flags.Load()&flagDown == 0 }
+
+// SetHealthy marks the server healthy or not, and reports whether that
+// changed its state, so that callers can log transitions only. Balancers
+// skip unhealthy servers; requests already in flight are not affected.
+func (s *Server) SetHealthy(healthy bool) (changed bool) {
+	for {
+		old := s.flags.Load()
+		nu := old | flagDown
+		if healthy {
+			nu = old &^ flagDown
+		}
+		if nu == old {
+			return false
+		}
+		if s.flags.CompareAndSwap(old, nu) {
+			return true
+		}
+	}
+}
+
+// Draining reports whether the server is being drained: it takes no new
+// picks while its requests in flight finish.
+func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
+
+// available reports whether a balancer may pick s: healthy and not
+// draining. Weight 0 servers never reach the balancers (see poolState.active).
+func (s *Server) available() bool { return s.flags.Load() == 0 }
+
+// InFlight returns the number of requests picked on this server whose Done
+// has not been called yet, over every balancer that shares it.
+func (s *Server) InFlight() int64 { return inflight(s.load.Load()) }
+
+func inflight(load uint64) int64 {
+	return int64(load&loadMask) - int64(load&loadSign)<<1
+}
+
+// Acquire counts one more request in flight on s and returns a PickResult
+// whose Done ends it. Balancers call it once they have chosen s; a custom
+// [Balancer] should do the same. It does not check health.
+func (s *Server) Acquire() PickResult {
+	s.load.Add(loadPick)
+	return PickResult{Server: s, Done: s.done}
+}
+
+// release is the Done of every PickResult for s.
+func (s *Server) release(info DoneInfo) {
+	s.load.Add(loadRelease)
+	if (info.Err != nil && !errors.Is(info.Err, context.Canceled)) || info.StatusCode >= 500 {
+		s.failures.Add(1)
+	}
+	if info.Duration > 0 {
+		s.latency.Store(int64(info.Duration))
+	}
+}
+
+// Stats is a snapshot of a server's configuration and counters, as served by
+// status pages. The fields are read one by one without a lock, so under
+// traffic they may be a few requests apart.
+type Stats struct {
+	Name     string `json:"name"`
+	URL      string `json:"url,omitempty"` // empty for a handler server
+	Weight   int    `json:"weight"`
+	Healthy  bool   `json:"healthy"`
+	Draining bool   `json:"draining"`
+	// InFlight is the number of requests picked and not yet done.
+	InFlight int64 `json:"in_flight"`
+	// Requests counts the requests that have ended (Done was called). It
+	// wraps to 0 after 2^40 (about 10^12) requests.
+	Requests uint64 `json:"requests"`
+	// Failures counts the ended requests whose DoneInfo had an error other
+	// than context.Canceled, or a status of 500 or more.
+	Failures uint64 `json:"failures"`
+	// LastLatency is the Duration of the last request that reported one.
+	LastLatency time.Duration `json:"last_latency_ns"`
+}
+
+// Stats returns a snapshot of the server's state and counters.
+func (s *Server) Stats() Stats {
+	load, flags := s.load.Load(), s.flags.Load()
+	st := Stats{
+		Name:        s.name,
+		Weight:      s.weight,
+		Healthy:     flags&flagDown == 0,
+		Draining:    flags&flagDraining != 0,
+		InFlight:    inflight(load),
+		Requests:    load >> loadBits,
+		Failures:    s.failures.Load(),
+		LastLatency: time.Duration(s.latency.Load()),
+	}
+	if s.url != nil {
+		st.URL = s.url.Redacted()
+	}
+	return st
+}
