@@ -176,6 +176,7 @@ func TestConcurrentPicksWithChurn(t *testing.T) {
 				removedAt sync.Map // *Server → epoch at which its Remove had returned
 				epoch     atomic.Uint64
 				stop      atomic.Bool
+				changes   atomic.Int64 // membership changes made so far
 				churn     sync.WaitGroup
 				workers   sync.WaitGroup
 			)
@@ -206,6 +207,7 @@ func TestConcurrentPicksWithChurn(t *testing.T) {
 						violations <- err.Error()
 						return
 					}
+					changes.Add(1)
 				}
 			})
 			churn.Go(func() { // health
@@ -216,9 +218,12 @@ func TestConcurrentPicksWithChurn(t *testing.T) {
 				}
 			})
 
+			// Each picker makes at least picks picks, and goes on until the
+			// pool has changed at least 100 times while it was picking.
 			for range pickers {
 				workers.Go(func() {
-					for range picks {
+					until := changes.Load() + 100
+					for i := 0; i < picks || changes.Load() < until; i++ {
 						before := epoch.Load()
 						res, err := b.Pick(nil)
 						if err != nil {
@@ -248,7 +253,7 @@ func TestConcurrentPicksWithChurn(t *testing.T) {
 				assert.Zero(t, k.(*Server).InFlight(), k.(*Server).Name())
 				return true
 			})
-			assert.Greater(t, n, len(initial), "the pool changed during the run")
+			assert.Greater(t, n, len(initial)+100, "the pool changed during the run")
 		})
 	}
 }

@@ -31,7 +31,8 @@ type Server struct {
 	// in-flight count (two's complement), the bits above count completed
 	// requests, modulo 2^(64-loadBits).
 	load     atomic.Uint64
-	flags    atomic.Uint32 // flagDown | flagDraining
+	flags    atomic.Uint32 // flagDown | flagDraining | flagEjected
+	fails    atomic.Uint32 // consecutive failures seen by a Proxy
 	weight   int
 	failures atomic.Uint64
 	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
@@ -56,8 +57,9 @@ const (
 	loadRelease = 1<<loadBits - 1 // Done: one less in flight, one more completed
 	loadSign    = 1 << (loadBits - 1)
 
-	flagDown     = 1 << 0
-	flagDraining = 1 << 1
+	flagDown     = 1 << 0 // marked unhealthy (SetHealthy, active checks)
+	flagDraining = 1 << 1 // being drained
+	flagEjected  = 1 << 2 // ejected by a Proxy's passive health
 )
 
 // A ServerOption configures a Server made by [NewServer] or
@@ -182,27 +184,32 @@ func (s *Server) Healthy() bool { return s.flags.Load()&flagDown == 0 }
 // changed its state, so that callers can log transitions only. Balancers
 // skip unhealthy servers; requests already in flight are not affected.
 func (s *Server) SetHealthy(healthy bool) (changed bool) {
-	for {
-		old := s.flags.Load()
-		nu := old | flagDown
-		if healthy {
-			nu = old &^ flagDown
-		}
-		if nu == old {
-			return false
-		}
-		if s.flags.CompareAndSwap(old, nu) {
-			return true
-		}
+	if healthy {
+		return s.clearFlag(flagDown)
 	}
+	return s.setFlag(flagDown)
 }
+
+// setFlag sets f and reports whether it was clear before.
+func (s *Server) setFlag(f uint32) bool { return s.flags.Or(f)&f == 0 }
+
+// clearFlag clears f and reports whether it was set before.
+func (s *Server) clearFlag(f uint32) bool { return s.flags.And(^f)&f != 0 }
 
 // Draining reports whether the server is being drained: it takes no new
 // picks while its requests in flight finish.
 func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
 
-// available reports whether a balancer may pick s: healthy and not
-// draining. Weight 0 servers never reach the balancers (see poolState.active).
+// Ejected reports whether a [Proxy]'s passive health check has taken the
+// server out for a cool-down.
+func (s *Server) Ejected() bool { return s.flags.Load()&flagEjected != 0 }
+
+// Available reports whether balancers may pick the server now: it is
+// healthy, not ejected, not draining, and its weight is above 0.
+func (s *Server) Available() bool { return s.weight > 0 && s.available() }
+
+// available is Available for servers known to have weight > 0: the only
+// ones balancers see (see poolState.active).
 func (s *Server) available() bool { return s.flags.Load() == 0 }
 
 // InFlight returns the number of requests picked on this server whose Done
@@ -223,6 +230,10 @@ func (s *Server) Acquire() PickResult {
 
 // release is the Done of every PickResult for s.
 func (s *Server) release(info DoneInfo) {
+	if info.Err == ErrNotUsed {
+		s.load.Add(^uint64(0)) // one less in flight, no request counted
+		return
+	}
 	s.load.Add(loadRelease)
 	if (info.Err != nil && !errors.Is(info.Err, context.Canceled)) || info.StatusCode >= 500 {
 		s.failures.Add(1)
@@ -241,6 +252,7 @@ type Stats struct {
 	Weight   int    `json:"weight"`
 	Healthy  bool   `json:"healthy"`
 	Draining bool   `json:"draining"`
+	Ejected  bool   `json:"ejected"`
 	// InFlight is the number of requests picked and not yet done.
 	InFlight int64 `json:"in_flight"`
 	// Requests counts the requests that have ended (Done was called). It
@@ -261,6 +273,7 @@ func (s *Server) Stats() Stats {
 		Weight:      s.weight,
 		Healthy:     flags&flagDown == 0,
 		Draining:    flags&flagDraining != 0,
+		Ejected:     flags&flagEjected != 0,
 		InFlight:    inflight(load),
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
