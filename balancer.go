@@ -153,3 +153,71 @@ func (r *fastRand) intN(n uint64) uint64 {
 	hi, lo := bits.Mul64(r.state, r.state^0xe7037ed1a0b428db)
 	return ((hi ^ lo) >> 32 * n) >> 32
 }
+
+// float returns a value in [0, 1).
+func (r *fastRand) float() float64 { return float64(r.intN(1<<24)) / (1 << 24) }
+
+// slowPath is what a pick works out, lazily, once its first choice turned
+// out to have a flag set: whether the pool is in panic mode, the time for
+// slow-start ramps, and coins for ramp acceptance. It lives on the stack of
+// the pick.
+type slowPath struct {
+	pool       *Pool
+	active     []*Server
+	panicKnown bool
+	panicking  bool
+	now        int64
+	rnd        fastRand
+}
+
+// usable reports whether s may be picked on this slow path, and the
+// fraction of its weight it gets (below 1 while it slow-starts).
+func (sp *slowPath) usable(s *Server) (bool, float64) {
+	f := s.flags.Load()
+	if f == 0 {
+		return true, 1
+	}
+	if f&flagDraining != 0 {
+		return false, 0
+	}
+	if f&(flagDown|flagEjected) != 0 && !sp.inPanic() {
+		return false, 0
+	}
+	if f&flagRamping == 0 {
+		return true, 1
+	}
+	if sp.now == 0 {
+		sp.now = time.Now().UnixNano()
+	}
+	return true, s.ramp(sp.now)
+}
+
+// accept reports whether s may be picked, tossing a coin for a ramping
+// server: the round-robin and random picks move on when it says no.
+func (sp *slowPath) accept(s *Server) bool {
+	ok, frac := sp.usable(s)
+	return ok && (frac >= 1 || sp.rnd.float() < frac)
+}
+
+// inPanic reports whether the pool is in panic mode for this pick (see
+// Pool.SetPanicThreshold).
+func (sp *slowPath) inPanic() bool {
+	if !sp.panicKnown {
+		sp.panicKnown = true
+		sp.panicking = sp.pool.panics(sp.active)
+	}
+	return sp.panicking
+}
+
+// scan returns the first server at or after position start that the slow
+// path may pick, wrapping around; ramping servers are taken at full share.
+func (sp *slowPath) scan(start uint64) (PickResult, error) {
+	n := uint64(len(sp.active))
+	for i := range n {
+		s := sp.active[(start+i)%n]
+		if ok, _ := sp.usable(s); ok {
+			return s.Acquire(), nil
+		}
+	}
+	return PickResult{}, ErrNoServer
+}

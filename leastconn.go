@@ -37,23 +37,49 @@ func NewLeastConn(pool *Pool, opts ...Option) (*LeastConn, error) {
 // Pick returns the available server with the lowest weighted load. r is not
 // used.
 func (lc *LeastConn) Pick(*http.Request) (PickResult, error) {
-	return leastLoaded(lc.pool.load().active, lc.seed)
+	return leastLoaded(lc.pool, lc.pool.load().active, lc.seed)
 }
 
-// leastLoaded returns the available server of servers with the lowest
+// rampBits scales weights in load comparisons, so that a slow-starting
+// server's weight can be a fraction of its configured one.
+const rampBits = 10
+
+// effectiveWeight returns the weight s is compared with, scaled by
+// 2^rampBits, and whether s may be picked at all. Servers with no flag set
+// take the fast path.
+func effectiveWeight(sp *slowPath, s *Server) (int64, bool) {
+	w := int64(s.weight) << rampBits
+	if s.available() {
+		return w, true
+	}
+	ok, frac := sp.usable(s)
+	if !ok {
+		return 0, false
+	}
+	return max(1, int64(float64(w)*frac)), true
+}
+
+// leastLoaded returns the usable server of servers with the lowest
 // (in-flight+1)/weight, ties broken at random by reservoir sampling.
-func leastLoaded(servers []*Server, seed func() uint64) (PickResult, error) {
+func leastLoaded(pool *Pool, servers []*Server, seed func() uint64) (PickResult, error) {
 	var (
 		best            *Server
 		bestLoad, bestW int64
 		ties            uint64
 		rnd             fastRand
+		sp              = slowPath{pool: pool, active: servers}
 	)
 	for _, s := range servers {
-		if !s.available() {
-			continue
+		var w int64
+		if s.flags.Load() == 0 {
+			w = int64(s.weight) << rampBits
+		} else {
+			var ok bool
+			if w, ok = effectiveWeight(&sp, s); !ok {
+				continue
+			}
 		}
-		load, w := s.InFlight()+1, int64(s.weight)
+		load := s.InFlight() + 1
 		if best != nil {
 			// Compare load/w with bestLoad/bestW.
 			switch c := load*bestW - bestLoad*w; {
@@ -115,22 +141,31 @@ func NewP2C(pool *Pool, opts ...Option) (*P2C, error) {
 func (p *P2C) Pick(*http.Request) (PickResult, error) {
 	servers := p.pool.load().active
 	n := len(servers)
+	sp := slowPath{pool: p.pool, active: servers}
 	switch n {
 	case 0:
 		return PickResult{}, ErrNoServer
 	case 1:
-		if s := servers[0]; s.available() {
-			return s.Acquire(), nil
+		if _, ok := effectiveWeight(&sp, servers[0]); ok {
+			return servers[0].Acquire(), nil
 		}
 		return PickResult{}, ErrNoServer
 	}
 	for range redraws {
 		i, j := drawPair(p.randN, n)
 		a, b := servers[i], servers[j]
-		switch aok, bok := a.available(), b.available(); {
+		if a.flags.Load()|b.flags.Load() == 0 { // the fast path: no flags
+			if (b.InFlight()+1)*int64(a.weight) < (a.InFlight()+1)*int64(b.weight) {
+				return b.Acquire(), nil
+			}
+			return a.Acquire(), nil
+		}
+		wa, aok := effectiveWeight(&sp, a)
+		wb, bok := effectiveWeight(&sp, b)
+		switch {
 		case aok && bok:
 			// The pair is in random order, so a tie going to a is fair.
-			if (b.InFlight()+1)*int64(a.weight) < (a.InFlight()+1)*int64(b.weight) {
+			if (b.InFlight()+1)*wa < (a.InFlight()+1)*wb {
 				return b.Acquire(), nil
 			}
 			return a.Acquire(), nil
@@ -140,7 +175,7 @@ func (p *P2C) Pick(*http.Request) (PickResult, error) {
 			return b.Acquire(), nil
 		}
 	}
-	return leastLoaded(servers, p.seed)
+	return leastLoaded(p.pool, servers, p.seed)
 }
 
 // drawPair returns two distinct random indexes below n (n ≥ 2), every

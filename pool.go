@@ -1,8 +1,10 @@
 package lb
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +33,8 @@ var ErrUnknownServer = errors.New("lb: server not in pool")
 type Pool struct {
 	mu    sync.Mutex // serializes writers; readers never take it
 	state atomic.Pointer[poolState]
+	// panicAt is the panic threshold (float64 bits); 0 means never.
+	panicAt atomic.Uint64
 }
 
 // poolState is one immutable snapshot of a pool's membership, with what the
@@ -50,15 +54,21 @@ type poolState struct {
 	// alias is the weighted random table (Walker's alias method), built
 	// on first use by the first Random that picks from this snapshot.
 	alias atomic.Pointer[aliasTable]
+	// changed is closed when this snapshot is replaced.
+	changed chan struct{}
 	// smooth is the weighted round-robin order, built on first use by the
 	// first WeightedRoundRobin that picks from this snapshot.
 	smooth atomic.Pointer[[]int32]
 }
 
-var emptyState = newPoolState(0, nil)
-
 func newPoolState(version uint64, servers []*Server) *poolState {
-	st := &poolState{version: version, servers: servers, byName: make(map[string]*Server, len(servers)), equal: true}
+	st := &poolState{
+		version: version,
+		servers: servers,
+		byName:  make(map[string]*Server, len(servers)),
+		equal:   true,
+		changed: make(chan struct{}),
+	}
 	for _, s := range servers {
 		st.byName[s.name] = s
 		if s.weight == 0 {
@@ -88,7 +98,16 @@ func (p *Pool) load() *poolState {
 	if st := p.state.Load(); st != nil {
 		return st
 	}
-	return emptyState
+	// A zero Pool: give it its own empty snapshot.
+	p.state.CompareAndSwap(nil, newPoolState(0, nil))
+	return p.state.Load()
+}
+
+// store replaces the snapshot old with next and wakes the watchers of old.
+// The caller holds p.mu.
+func (p *Pool) store(old, next *poolState) {
+	p.state.Store(next)
+	close(old.changed)
 }
 
 // Add adds servers to the pool. Either all of them are added or, on error,
@@ -105,7 +124,7 @@ func (p *Pool) Add(servers ...*Server) error {
 	if err := checkNew(old.byName, servers); err != nil {
 		return err
 	}
-	p.state.Store(newPoolState(old.version+1, append(next, servers...)))
+	p.store(old, newPoolState(old.version+1, append(next, servers...)))
 	return nil
 }
 
@@ -150,7 +169,7 @@ func (p *Pool) Remove(servers ...*Server) error {
 			next = append(next, s)
 		}
 	}
-	p.state.Store(newPoolState(old.version+1, next))
+	p.store(old, newPoolState(old.version+1, next))
 	return nil
 }
 
@@ -166,7 +185,7 @@ func (p *Pool) Update(servers ...*Server) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.load()
-	p.state.Store(newPoolState(old.version+1, slices.Clone(servers)))
+	p.store(old, newPoolState(old.version+1, slices.Clone(servers)))
 	return nil
 }
 
@@ -192,4 +211,76 @@ func (p *Pool) Stats() []Stats {
 		out[i] = s.Stats()
 	}
 	return out
+}
+
+// Changed returns a channel that is closed when the pool's membership next
+// changes. A watcher reads the state it needs, then waits on the channel it
+// got before reading, so that no change is missed.
+func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
+
+// Drain takes s out of the pool gracefully: balancers stop picking it at
+// once, Drain waits until its requests in flight have ended or ctx is done,
+// and then removes it from the pool. It returns ctx's error if requests
+// were still in flight when it gave up, or an error wrapping
+// [ErrUnknownServer] if s is not a member.
+//
+// Draining is a state of the server: if it is also in other pools, they
+// stop picking it too until Drain returns. A pick that began just before
+// the drain may still land on s; Drain waits for it as for any other.
+func (p *Pool) Drain(ctx context.Context, s *Server) error {
+	if s == nil || p.Server(s.name) != s {
+		return fmt.Errorf("%w: %v", ErrUnknownServer, s)
+	}
+	ch := make(chan struct{})
+	s.idle.Store(&ch)
+	s.setFlag(flagDraining)
+	var err error
+	if s.InFlight() > 0 {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = fmt.Errorf("lb: drain %q: %d requests still in flight: %w", s.name, s.InFlight(), ctx.Err())
+		}
+	}
+	s.idle.CompareAndSwap(&ch, nil)
+	if rerr := p.Remove(s); rerr != nil && err == nil {
+		err = rerr // removed meanwhile by someone else
+	}
+	s.clearFlag(flagDraining)
+	return err
+}
+
+// SetPanicThreshold sets the pool's panic mode: when the fraction of its
+// servers (of weight above 0) that are healthy and not ejected falls below
+// threshold, balancers pick among all of them as if they were healthy
+// (draining servers excepted), rather than pile the whole load onto the few
+// that are left (Envoy's panic threshold). With a threshold of 0, the
+// default, they never do: when no server is available, Pick fails fast with
+// [ErrNoServer] and a [Proxy] answers 503. Any threshold above 0 covers the
+// case where every server is down.
+//
+// The fraction is worked out only by picks whose first choice is not
+// available, so panic mode costs nothing while servers are healthy.
+func (p *Pool) SetPanicThreshold(threshold float64) error {
+	if !(threshold >= 0 && threshold <= 1) {
+		return fmt.Errorf("lb: SetPanicThreshold: threshold %v is not between 0 and 1", threshold)
+	}
+	p.panicAt.Store(math.Float64bits(threshold))
+	return nil
+}
+
+// panics reports whether the pool is in panic mode, given its active
+// servers.
+func (p *Pool) panics(active []*Server) bool {
+	threshold := math.Float64frombits(p.panicAt.Load())
+	if threshold == 0 || len(active) == 0 {
+		return false
+	}
+	up := 0
+	for _, s := range active {
+		if s.flags.Load()&(flagDown|flagEjected) == 0 {
+			up++
+		}
+	}
+	return float64(up) < threshold*float64(len(active))
 }

@@ -136,6 +136,6 @@ func TestPoolStats(t *testing.T) {
 	servers[0].Acquire()
 	st := p.Stats()
 	require.Len(t, st, 2)
-	assert.Equal(t, Stats{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, InFlight: 1}, st[0])
-	assert.Equal(t, Stats{Name: "s1", URL: "http://10.0.0.2:80", Weight: 0, Healthy: false}, st[1])
+	assert.Equal(t, Stats{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, Ramp: 1, InFlight: 1}, st[0])
+	assert.Equal(t, Stats{Name: "s1", URL: "http://10.0.0.2:80", Weight: 0, Healthy: false, Ramp: 1}, st[1])
 }

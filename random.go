@@ -19,6 +19,7 @@ import (
 type Random struct {
 	pool  *Pool
 	randN func(int) int
+	seed  func() uint64
 }
 
 // NewRandom returns a weighted random balancer over pool. [WithRand] sets the
@@ -28,7 +29,7 @@ func NewRandom(pool *Pool, opts ...Option) (*Random, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Random{pool: pool, randN: c.randN}, nil
+	return &Random{pool: pool, randN: c.randN, seed: c.seed}, nil
 }
 
 // Pick returns a random available server, weighted. r is not used.
@@ -42,6 +43,7 @@ func (rd *Random) Pick(*http.Request) (PickResult, error) {
 	if !st.equal {
 		at = st.aliasTable()
 	}
+	var sp *slowPath
 	for range 1 + redraws {
 		var i int
 		if at == nil {
@@ -49,11 +51,19 @@ func (rd *Random) Pick(*http.Request) (PickResult, error) {
 		} else {
 			i = at.draw(rd.randN)
 		}
-		if s := st.active[i]; s.available() {
+		s := st.active[i]
+		if s.available() {
+			return s.Acquire(), nil
+		}
+		if sp == nil {
+			sp = &slowPath{pool: rd.pool, active: st.active}
+			sp.rnd.init(rd.seed)
+		}
+		if sp.accept(s) {
 			return s.Acquire(), nil
 		}
 	}
-	return weightedAmongAvailable(st.active, rd.randN)
+	return weightedAmongUsable(sp, rd.randN)
 }
 
 // aliasTable is Walker's alias method in exact integer form. Column i of n
@@ -131,28 +141,30 @@ func (at *aliasTable) draw(randN func(int) int) int {
 	return int(at.alias[col])
 }
 
-// weightedAmongAvailable draws one of the available servers with probability
-// proportional to its weight, in two passes over servers.
-func weightedAmongAvailable(servers []*Server, randN func(int) int) (PickResult, error) {
-	total := 0
-	for _, s := range servers {
-		if s.available() {
-			total += s.weight
+// weightedAmongUsable draws one of the servers the slow path may pick, with
+// probability proportional to its effective weight, in two passes.
+func weightedAmongUsable(sp *slowPath, randN func(int) int) (PickResult, error) {
+	total := int64(0)
+	for _, s := range sp.active {
+		if w, ok := effectiveWeight(sp, s); ok {
+			total += w
 		}
 	}
 	if total == 0 {
 		return PickResult{}, ErrNoServer
 	}
-	x := randN(total)
-	for _, s := range servers {
-		if !s.available() {
+	x := int64(randN(int(total)))
+	for _, s := range sp.active {
+		w, ok := effectiveWeight(sp, s)
+		if !ok {
 			continue
 		}
-		if x < s.weight {
+		if x < w {
 			return s.Acquire(), nil
 		}
-		x -= s.weight
+		x -= w
 	}
-	// Servers turned unavailable between the passes took x past the end.
-	return scanFrom(servers, 0)
+	// Servers that turned unavailable between the passes took x past
+	// the end.
+	return sp.scan(0)
 }

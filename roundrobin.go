@@ -53,27 +53,41 @@ func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
 	if n == 0 {
 		return PickResult{}, ErrNoServer
 	}
-	if s := servers[(rr.next.Add(1)-1)%n]; s.available() {
+	i := rr.next.Add(1) - 1
+	if s := servers[i%n]; s.available() {
 		return s.Acquire(), nil
 	}
-	for range min(n-1, redraws) {
-		if s := servers[(rr.next.Add(1)-1)%n]; s.available() {
-			return s.Acquire(), nil
-		}
-	}
-	return scanFrom(servers, rr.next.Load())
+	return rotate(rr.pool, servers, nil, &rr.next.Uint64, i)
 }
 
-// scanFrom returns the first available server at or after position start,
-// wrapping around.
-func scanFrom(servers []*Server, start uint64) (PickResult, error) {
-	n := uint64(len(servers))
-	for i := range n {
-		if s := servers[(start+i)%n]; s.available() {
+// rotate is the slow path of the round-robin picks, once the server at
+// position i of the order (order, or servers itself when order is nil) was
+// not plainly available: it tries that server again on the slow path (it
+// may be slow-starting, or the pool in panic mode), then the next
+// positions, then scans the pool.
+func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i uint64) (PickResult, error) {
+	sp := slowPath{pool: pool, active: servers}
+	sp.rnd.state = i // coins for ramps, reproducible from the position
+	at := func(i uint64) *Server {
+		if order == nil {
+			return servers[i%uint64(len(servers))]
+		}
+		return servers[order[i%uint64(len(order))]]
+	}
+	if s := at(i); sp.accept(s) {
+		return s.Acquire(), nil
+	}
+	lap := uint64(len(servers))
+	if order != nil {
+		lap = uint64(len(order))
+	}
+	for range min(lap-1, redraws) {
+		i = next.Add(1) - 1
+		if s := at(i); sp.accept(s) {
 			return s.Acquire(), nil
 		}
 	}
-	return PickResult{}, ErrNoServer
+	return sp.scan(next.Load())
 }
 
 // WeightedRoundRobin picks servers in proportion to their weights, in the
@@ -116,29 +130,21 @@ func (w *WeightedRoundRobin) Pick(*http.Request) (PickResult, error) {
 	if len(servers) == 0 {
 		return PickResult{}, ErrNoServer
 	}
-	if st.equal {
-		n := uint64(len(servers))
-		if s := servers[(w.next.Add(1)-1)%n]; s.available() {
-			return s.Acquire(), nil
-		}
-		for range min(n-1, redraws) {
-			if s := servers[(w.next.Add(1)-1)%n]; s.available() {
-				return s.Acquire(), nil
-			}
-		}
-		return scanFrom(servers, w.next.Load())
+	var order []int32
+	if !st.equal {
+		order = st.smoothOrder()
 	}
-	order := st.smoothOrder()
-	n := uint64(len(order))
-	if s := servers[order[(w.next.Add(1)-1)%n]]; s.available() {
+	i := w.next.Add(1) - 1
+	var s *Server
+	if order == nil {
+		s = servers[i%uint64(len(servers))]
+	} else {
+		s = servers[order[i%uint64(len(order))]]
+	}
+	if s.available() {
 		return s.Acquire(), nil
 	}
-	for range min(n-1, redraws) {
-		if s := servers[order[(w.next.Add(1)-1)%n]]; s.available() {
-			return s.Acquire(), nil
-		}
-	}
-	return scanFrom(servers, uint64(order[w.next.Load()%n]))
+	return rotate(w.pool, servers, order, &w.next.Uint64, i)
 }
 
 // smoothOrder returns the snapshot's weighted order, building it on first

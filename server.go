@@ -42,7 +42,17 @@ type Server struct {
 	url     *url.URL     // nil for a handler server
 	handler http.Handler // nil for a URL server
 	done    func(DoneInfo)
-	_       [cacheLine - 48]byte
+
+	// Slow start: while flagRamping is set, the server's share grows from
+	// minRamp to full between rampStart and rampStart+rampWindow (Unix
+	// nanoseconds).
+	rampStart  atomic.Int64
+	rampWindow atomic.Int64
+
+	// idle, while the server drains, is closed when its in-flight count
+	// reaches zero.
+	idle atomic.Pointer[chan struct{}]
+	_    [2*cacheLine - 72]byte
 }
 
 // cacheLine is the size the hot fields of Server and of the round-robin
@@ -60,6 +70,11 @@ const (
 	flagDown     = 1 << 0 // marked unhealthy (SetHealthy, active checks)
 	flagDraining = 1 << 1 // being drained
 	flagEjected  = 1 << 2 // ejected by a Proxy's passive health
+	flagRamping  = 1 << 3 // slow-starting
+
+	// minRamp is the share of its weight a server gets as its slow start
+	// begins.
+	minRamp = 0.1
 )
 
 // A ServerOption configures a Server made by [NewServer] or
@@ -200,16 +215,57 @@ func (s *Server) clearFlag(f uint32) bool { return s.flags.And(^f)&f != 0 }
 // picks while its requests in flight finish.
 func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
 
+// SlowStart ramps the server's share of traffic up from 10% of its weight
+// to all of it, linearly, over window starting now, so that a server that
+// has just joined or recovered is not flooded (the slow start of HAProxy and
+// Envoy). A window of 0 or less ends a ramp at once. [HealthChecker] calls
+// it when a server comes back, if told to with [WithSlowStart].
+//
+// How each balancer applies the ramp, at fraction f of the weight:
+// [RoundRobin], [WeightedRoundRobin] and [Random] take a ramping server when
+// its turn or draw comes up only with probability f, and otherwise move on
+// to the next turn or draw; [LeastConn] and [P2C] compare its load as if its
+// weight were f times its weight. Either way its share is close to f times
+// what it would be. A ramp costs the balancers nothing once it has ended.
+func (s *Server) SlowStart(window time.Duration) {
+	if window <= 0 {
+		s.clearFlag(flagRamping)
+		return
+	}
+	s.rampWindow.Store(int64(window))
+	s.rampStart.Store(time.Now().UnixNano())
+	s.setFlag(flagRamping)
+}
+
+// ramp returns the fraction of its weight the server gets at time now
+// (Unix nanoseconds), ending the ramp when it is over.
+func (s *Server) ramp(now int64) float64 {
+	if s.flags.Load()&flagRamping == 0 {
+		return 1
+	}
+	window := s.rampWindow.Load()
+	elapsed := now - s.rampStart.Load()
+	if window <= 0 || elapsed >= window {
+		s.clearFlag(flagRamping)
+		return 1
+	}
+	return minRamp + (1-minRamp)*float64(max(elapsed, 0))/float64(window)
+}
+
 // Ejected reports whether a [Proxy]'s passive health check has taken the
 // server out for a cool-down.
 func (s *Server) Ejected() bool { return s.flags.Load()&flagEjected != 0 }
 
 // Available reports whether balancers may pick the server now: it is
-// healthy, not ejected, not draining, and its weight is above 0.
-func (s *Server) Available() bool { return s.weight > 0 && s.available() }
+// healthy, not ejected, not draining, and its weight is above 0. A
+// slow-starting server is available, at a reduced share.
+func (s *Server) Available() bool {
+	return s.weight > 0 && s.flags.Load()&(flagDown|flagEjected|flagDraining) == 0
+}
 
-// available is Available for servers known to have weight > 0: the only
-// ones balancers see (see poolState.active).
+// available is the balancers' fast check, for servers known to have weight
+// > 0 (the only ones they see, see poolState.active): no flag at all. A
+// server with any flag set goes through slowPath.usable.
 func (s *Server) available() bool { return s.flags.Load() == 0 }
 
 // InFlight returns the number of requests picked on this server whose Done
@@ -231,15 +287,27 @@ func (s *Server) Acquire() PickResult {
 // release is the Done of every PickResult for s.
 func (s *Server) release(info DoneInfo) {
 	if info.Err == ErrNotUsed {
-		s.load.Add(^uint64(0)) // one less in flight, no request counted
+		// One less in flight, no request counted.
+		if inflight(s.load.Add(^uint64(0))) == 0 && s.flags.Load()&flagDraining != 0 {
+			s.signalIdle()
+		}
 		return
 	}
-	s.load.Add(loadRelease)
+	if inflight(s.load.Add(loadRelease)) == 0 && s.flags.Load()&flagDraining != 0 {
+		s.signalIdle()
+	}
 	if (info.Err != nil && !errors.Is(info.Err, context.Canceled)) || info.StatusCode >= 500 {
 		s.failures.Add(1)
 	}
 	if info.Duration > 0 {
 		s.latency.Store(int64(info.Duration))
+	}
+}
+
+// signalIdle wakes whoever waits for the draining server to go idle.
+func (s *Server) signalIdle() {
+	if ch := s.idle.Swap(nil); ch != nil {
+		close(*ch)
 	}
 }
 
@@ -253,6 +321,9 @@ type Stats struct {
 	Healthy  bool   `json:"healthy"`
 	Draining bool   `json:"draining"`
 	Ejected  bool   `json:"ejected"`
+	// Ramp is the fraction of its weight the server gets while it slow
+	// starts, from 0.1 to 1; 1 when it is not slow-starting.
+	Ramp float64 `json:"ramp"`
 	// InFlight is the number of requests picked and not yet done.
 	InFlight int64 `json:"in_flight"`
 	// Requests counts the requests that have ended (Done was called). It
@@ -274,6 +345,7 @@ func (s *Server) Stats() Stats {
 		Healthy:     flags&flagDown == 0,
 		Draining:    flags&flagDraining != 0,
 		Ejected:     flags&flagEjected != 0,
+		Ramp:        s.ramp(time.Now().UnixNano()),
 		InFlight:    inflight(load),
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
