@@ -1,9 +1,12 @@
 package lb_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net/http"
 
 	"github.com/balancekit/lb"
 )
@@ -177,4 +180,27 @@ func ExampleServer_Stats() {
 	// Output:
 	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false Ramp:1 InFlight:1 Requests:0 Failures:0 LastLatency:0s}
 	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false Ramp:1 InFlight:0 Requests:1 Failures:1 LastLatency:1.5ms}
+}
+
+func ExampleHealthChecker() {
+	flaky := true
+	api, _ := lb.NewHandlerServer("api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if flaky {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	pool, _ := lb.NewPool(api)
+	hc, _ := lb.NewHealthChecker(pool, lb.WithRiseFall(1, 2), lb.WithCheckLogger(slog.New(slog.DiscardHandler)))
+
+	// Run(ctx) probes on its own schedule; CheckOnce probes once, now.
+	for range 2 {
+		hc.CheckOnce(context.Background())
+	}
+	fmt.Println("healthy:", api.Healthy())
+	flaky = false
+	hc.CheckOnce(context.Background())
+	fmt.Println("healthy:", api.Healthy())
+	// Output:
+	// healthy: false
+	// healthy: true
 }
