@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 
 	"github.com/balancekit/lb"
 )
@@ -203,4 +205,77 @@ func ExampleHealthChecker() {
 	// Output:
 	// healthy: false
 	// healthy: true
+}
+
+func ExampleProxy() {
+	// Three backends; in real life these are other services.
+	var urls []string
+	for _, name := range []string{"a", "b", "c"} {
+		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %s", name, r.URL.Path)
+		}))
+		defer backend.Close()
+		urls = append(urls, backend.URL)
+	}
+
+	pool := new(lb.Pool)
+	for _, u := range urls {
+		s, err := lb.NewServer(u)
+		if err != nil {
+			panic(err)
+		}
+		if err := pool.Add(s); err != nil {
+			panic(err)
+		}
+	}
+	bal, err := lb.NewRoundRobin(pool, lb.WithStart(0))
+	if err != nil {
+		panic(err)
+	}
+	proxy, err := lb.NewProxy(bal)
+	if err != nil {
+		panic(err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/", proxy) // or http.ListenAndServe("127.0.0.1:8080", proxy)
+	front := httptest.NewServer(mux)
+	defer front.Close()
+
+	for range 4 {
+		resp, err := http.Get(front.URL + "/api/users")
+		if err != nil {
+			panic(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(string(body))
+	}
+	// Output:
+	// a /api/users
+	// b /api/users
+	// c /api/users
+	// a /api/users
+}
+
+func ExampleNewHandlerServer() {
+	// Balance between two in-process versions of a handler: no network.
+	v1, _ := lb.NewHandlerServer("v1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "v1")
+	}), lb.WithWeight(3))
+	v2, _ := lb.NewHandlerServer("v2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "v2")
+	}))
+	pool, _ := lb.NewPool(v1, v2)
+	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithStart(0))
+	proxy, _ := lb.NewProxy(wrr)
+
+	for range 8 {
+		w := httptest.NewRecorder()
+		proxy.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		fmt.Print(w.Body.String(), " ")
+	}
+	fmt.Println()
+	// Output:
+	// v1 v1 v2 v1 v1 v1 v2 v1
 }

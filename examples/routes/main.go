@@ -1,0 +1,245 @@
+// Command routes mounts one balancer per route over a single pool of
+// servers, with active health checks and a status page:
+//
+//	go run ./examples/routes
+//	curl 127.0.0.1:8080/round-robin/
+//	curl 127.0.0.1:8080/status
+//
+// With no flags it starts three demo backends in process on 127.0.0.1
+// (gamma answers 50 ms slower than the others, so least-connections and
+// P2C visibly favour alpha and beta). -backend URL[=weight], repeated,
+// balances real servers instead.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/balancekit/lb"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	default:
+		slog.Error("routes", "err", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage marks errors in the command line.
+var errUsage = errors.New("usage")
+
+// backendFlag collects -backend URL[=weight] values.
+type backendFlag []*lb.Server
+
+func (b *backendFlag) String() string { return fmt.Sprint(*b) }
+
+func (b *backendFlag) Set(v string) error {
+	raw, weight := v, 1
+	if i := strings.LastIndex(v, "="); i >= 0 {
+		w, err := strconv.Atoi(v[i+1:])
+		if err != nil {
+			return fmt.Errorf("weight %q is not a number", v[i+1:])
+		}
+		raw, weight = v[:i], w
+	}
+	s, err := lb.NewServer(raw, lb.WithWeight(weight))
+	if err != nil {
+		return err
+	}
+	*b = append(*b, s)
+	return nil
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("routes", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on")
+	checkPath := fs.String("check-path", "/", "path of the health checks")
+	var backends backendFlag
+	fs.Var(&backends, "backend", "a server to balance, as URL or URL=weight (repeatable; default: three demo backends)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	logger := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	servers := []*lb.Server(backends)
+	if len(servers) == 0 {
+		demo, stopDemo, err := startDemoBackends()
+		if err != nil {
+			return err
+		}
+		defer stopDemo()
+		servers = demo
+	}
+	pool, err := lb.NewPool(servers...)
+	if err != nil {
+		return err
+	}
+	checker, err := lb.NewHealthChecker(pool, lb.WithCheckPath(*checkPath),
+		lb.WithCheckInterval(2*time.Second, time.Second), lb.WithSlowStart(10*time.Second),
+		lb.WithCheckLogger(logger))
+	if err != nil {
+		return err
+	}
+	mux, err := routes(pool, logger)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "serving %d servers on %s\n", pool.Len(), base)
+	for _, r := range routeNames {
+		fmt.Fprintf(stdout, "  %s/%s/\n", base, r)
+	}
+	fmt.Fprintf(stdout, "  %s/status\ntry: curl %s/round-robin/\n", base, base)
+
+	checkCtx, stopChecks := context.WithCancel(context.Background())
+	checked := make(chan error, 1)
+	go func() { checked <- checker.Run(checkCtx) }()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err = <-served: // failed to serve
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.Shutdown(shutdownCtx) // in-flight requests finish
+		cancel()
+		<-served
+	}
+	stopChecks()
+	if cerr := <-checked; err == nil {
+		err = cerr
+	}
+	if err == nil {
+		fmt.Fprintln(stdout, "stopped")
+	}
+	return err
+}
+
+var routeNames = []string{"round-robin", "least-connections", "random", "weighted", "p2c"}
+
+// routes mounts one proxy per algorithm, all over the same pool, and the
+// status page.
+func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
+	balancers := map[string]func(*lb.Pool, ...lb.Option) (lb.Balancer, error){
+		"round-robin":       adapt(lb.NewRoundRobin),
+		"least-connections": adapt(lb.NewLeastConn),
+		"random":            adapt(lb.NewRandom),
+		"weighted":          adapt(lb.NewWeightedRoundRobin),
+		"p2c":               adapt(lb.NewP2C),
+	}
+	mux := http.NewServeMux()
+	for _, name := range routeNames {
+		b, err := balancers[name](pool)
+		if err != nil {
+			return nil, err
+		}
+		proxy, err := lb.NewProxy(b, lb.WithLogger(logger))
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/"+name+"/", http.StripPrefix("/"+name, proxy))
+	}
+	mux.Handle("GET /status", lb.StatusHandler(pool))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "lb demo: one pool, one balancer per route")
+		for _, name := range routeNames {
+			fmt.Fprintf(w, "  /%s/\n", name)
+		}
+		fmt.Fprintln(w, "  /status")
+	})
+	return mux, nil
+}
+
+func adapt[B lb.Balancer](f func(*lb.Pool, ...lb.Option) (B, error)) func(*lb.Pool, ...lb.Option) (lb.Balancer, error) {
+	return func(p *lb.Pool, opts ...lb.Option) (lb.Balancer, error) {
+		return f(p, opts...)
+	}
+}
+
+// startDemoBackends starts three servers on loopback that answer with their
+// names; gamma is slower. Their weights are 3, 2 and 1.
+func startDemoBackends() ([]*lb.Server, func(), error) {
+	demos := []struct {
+		name   string
+		weight int
+		delay  time.Duration
+	}{
+		{"alpha", 3, 0},
+		{"beta", 2, 0},
+		{"gamma", 1, 50 * time.Millisecond},
+	}
+	var servers []*lb.Server
+	var stops []func()
+	stopAll := func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+	for _, d := range demos {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			stopAll()
+			return nil, nil, err
+		}
+		srv := &http.Server{
+			ReadHeaderTimeout: 5 * time.Second,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-time.After(d.delay):
+				case <-r.Context().Done():
+					return
+				}
+				fmt.Fprintf(w, "backend %s: %s %s\n", d.name, r.Method, r.URL.Path)
+			}),
+		}
+		go func() { _ = srv.Serve(ln) }()
+		stops = append(stops, func() { _ = srv.Close() })
+		s, err := lb.NewServer("http://"+ln.Addr().String(), lb.WithName(d.name), lb.WithWeight(d.weight))
+		if err != nil {
+			stopAll()
+			return nil, nil, err
+		}
+		servers = append(servers, s)
+	}
+	return servers, stopAll, nil
+}

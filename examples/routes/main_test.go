@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/balancekit/lb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// start runs the command on a random loopback port and returns its base
+// URL and a func that stops it and returns what run returned.
+func start(t *testing.T, args ...string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	rd := bufio.NewReader(pr)
+	line, err := rd.ReadString('\n')
+	require.NoError(t, err)
+	base := line[strings.Index(line, "http://") : len(line)-1]
+	go func() { _, _ = io.Copy(io.Discard, rd) }() // the rest of the output
+	return base, func() error {
+		cancel()
+		return <-done
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+func TestRoutes(t *testing.T) {
+	base, stop := start(t)
+	for _, route := range routeNames {
+		code, body := get(t, base+"/"+route+"/hello")
+		assert.Equal(t, http.StatusOK, code, route)
+		assert.Regexp(t, `^backend (alpha|beta|gamma): GET /hello\n$`, body, route)
+	}
+
+	// Round robin: three requests, three different backends.
+	seen := map[string]bool{}
+	for range 3 {
+		_, body := get(t, base+"/round-robin/")
+		seen[strings.Fields(body)[1]] = true
+	}
+	assert.Len(t, seen, 3)
+
+	code, body := get(t, base+"/status")
+	assert.Equal(t, http.StatusOK, code)
+	var status lb.PoolStatus
+	require.NoError(t, json.Unmarshal([]byte(body), &status))
+	assert.Equal(t, 3, status.Available)
+	total := uint64(0)
+	for _, s := range status.Servers {
+		total += s.Requests
+		assert.Zero(t, s.InFlight, s.Name)
+	}
+	assert.EqualValues(t, len(routeNames)+3, total)
+
+	code, body = get(t, base+"/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "/least-connections/")
+	code, _ = get(t, base+"/nope")
+	assert.Equal(t, http.StatusNotFound, code)
+
+	require.NoError(t, stop(), "a clean shutdown")
+}
+
+func TestRoutesRealBackends(t *testing.T) {
+	// The demo backends of one instance serve as the real backends of
+	// another.
+	demo, stop := start(t)
+	defer func() { assert.NoError(t, stop()) }()
+	base, stop2 := start(t, "-backend", demo+"/round-robin=2", "-backend", demo+"/p2c")
+	code, body := get(t, base+"/weighted/x")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Regexp(t, `^backend \w+: GET /x\n$`, body)
+	assert.NoError(t, stop2())
+}
+
+func TestRoutesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-backend", "localhost:8080"},
+		{"-backend", "http://a:1=heavy"},
+		{"-backend", "http://a:1=-1"},
+		{"-nope"},
+		{"extra"},
+	} {
+		err := run(context.Background(), args, io.Discard)
+		assert.True(t, errors.Is(err, errUsage), "%v: %v", args, err)
+	}
+	err := run(context.Background(), []string{"-addr", "256.0.0.1:99999"}, io.Discard)
+	assert.Error(t, err)
+	assert.False(t, errors.Is(err, errUsage))
+}
