@@ -219,7 +219,7 @@ func ExampleProxy() {
 	}
 
 	pool := new(lb.Pool)
-	for _, u := range urls {
+	for _, u := range urls { // "http://10.0.0.1:8080", ...
 		s, err := lb.NewServer(u)
 		if err != nil {
 			panic(err)
@@ -260,15 +260,14 @@ func ExampleProxy() {
 
 func ExampleNewHandlerServer() {
 	// Balance between two in-process versions of a handler: no network.
-	v1, _ := lb.NewHandlerServer("v1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "v1")
-	}), lb.WithWeight(3))
-	v2, _ := lb.NewHandlerServer("v2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "v2")
-	}))
+	handlerV1 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "v1") })
+	handlerV2 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "v2") })
+
+	v1, _ := lb.NewHandlerServer("v1", handlerV1, lb.WithWeight(3))
+	v2, _ := lb.NewHandlerServer("v2", handlerV2)
 	pool, _ := lb.NewPool(v1, v2)
 	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithStart(0))
-	proxy, _ := lb.NewProxy(wrr)
+	proxy, _ := lb.NewProxy(wrr) // v1 v1 v2 v1 v1 v1 v2 v1 ...
 
 	for range 8 {
 		w := httptest.NewRecorder()
