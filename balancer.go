@@ -79,6 +79,8 @@ type config struct {
 	seed       func() uint64 // 64 random bits; derived from randN when set
 	start      uint64
 	fixedStart bool
+	bound      float64  // ConsistentHash: WithBoundedLoad
+	fallback   Balancer // ConsistentHash: WithFallback
 }
 
 // WithRand sets the source of random numbers: f(n) must return a value in

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -69,6 +70,32 @@ var algorithms = []algorithm{
 	{"Random", adapt(NewRandom)},
 	{"LeastConn", adapt(NewLeastConn)},
 	{"P2C", adapt(NewP2C)},
+	{"ConsistentHash", func(p *Pool, opts ...Option) (Balancer, error) {
+		h, err := NewConsistentHash(p, KeyHeader("X-Key"), opts...)
+		if err != nil {
+			return nil, err
+		}
+		return &keyedPicks{h: h}, nil
+	}},
+}
+
+// keyedPicks picks with a ConsistentHash, each time with the next of 4,096
+// keys, so that the generic tests exercise keyed picks.
+type keyedPicks struct {
+	h *ConsistentHash
+	i atomic.Uint64
+}
+
+var pickKeys = func() []string {
+	out := make([]string, 4096)
+	for i := range out {
+		out[i] = fmt.Sprintf("key-%d", i)
+	}
+	return out
+}()
+
+func (k *keyedPicks) Pick(*http.Request) (PickResult, error) {
+	return k.h.PickKey(pickKeys[k.i.Add(1)%uint64(len(pickKeys))])
 }
 
 // pickNames makes n picks, calling Done after each, and returns the names of

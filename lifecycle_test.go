@@ -51,18 +51,23 @@ func TestSlowStartShares(t *testing.T) {
 				servers[1].SlowStart(window)
 				// At each point the ramping server's weight is f of
 				// full, f = 0.1 + 0.9·elapsed/window, so its share
-				// against an equal server is f/(1+f).
+				// against an equal server is f/(1+f); consistent
+				// hashing gives it f of its half of the keys.
 				for _, point := range []struct {
 					elapsed time.Duration
-					want    float64
+					f       float64
 				}{
-					{0, 0.1 / 1.1},
-					{10 * time.Second, 0.19 / 1.19},
-					{50 * time.Second, 0.55 / 1.55},
-					{window, 0.5},
+					{0, 0.1},
+					{10 * time.Second, 0.19},
+					{50 * time.Second, 0.55},
+					{window, 1},
 				} {
 					time.Sleep(time.Until(start.Add(point.elapsed)))
-					assert.InDelta(t, point.want, measure(), 0.02, "at %v", point.elapsed)
+					want := point.f / (1 + point.f)
+					if alg.name == "ConsistentHash" {
+						want = point.f / 2
+					}
+					assert.InDelta(t, want, measure(), 0.02, "at %v", point.elapsed)
 				}
 				assert.InDelta(t, 1, servers[1].Stats().Ramp, 0)
 				assert.Zero(t, servers[1].flags.Load(), "the ramp has ended")

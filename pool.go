@@ -54,6 +54,9 @@ type poolState struct {
 	// alias is the weighted random table (Walker's alias method), built
 	// on first use by the first Random that picks from this snapshot.
 	alias atomic.Pointer[aliasTable]
+	// ring is the consistent-hash ring, built on first use by the first
+	// ConsistentHash that picks from this snapshot.
+	ring atomic.Pointer[hashRing]
 	// changed is closed when this snapshot is replaced.
 	changed chan struct{}
 	// smooth is the weighted round-robin order, built on first use by the

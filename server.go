@@ -226,7 +226,9 @@ func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
 // its turn or draw comes up only with probability f, and otherwise move on
 // to the next turn or draw; [LeastConn] and [P2C] compare its load as if its
 // weight were f times its weight. Either way its share is close to f times
-// what it would be. A ramp costs the balancers nothing once it has ended.
+// what it would be. [ConsistentHash] sends it the fraction f of its keys
+// (the same keys in every process) and the rest along the ring. A ramp
+// costs the balancers nothing once it has ended.
 func (s *Server) SlowStart(window time.Duration) {
 	if window <= 0 {
 		s.clearFlag(flagRamping)
