@@ -223,3 +223,28 @@ func (sp *slowPath) scan(start uint64) (PickResult, error) {
 	}
 	return PickResult{}, ErrNoServer
 }
+
+// Pool returns the pool the balancer picks from.
+func (rr *RoundRobin) Pool() *Pool { return rr.pool }
+
+// Pool returns the pool the balancer picks from.
+func (w *WeightedRoundRobin) Pool() *Pool { return w.pool }
+
+// Pool returns the pool the balancer picks from.
+func (rd *Random) Pool() *Pool { return rd.pool }
+
+// Pool returns the pool the balancer picks from.
+func (lc *LeastConn) Pool() *Pool { return lc.pool }
+
+// Pool returns the pool the balancer picks from.
+func (p *P2C) Pool() *Pool { return p.pool }
+
+// Pool returns the pool the balancer picks from.
+func (h *ConsistentHash) Pool() *Pool { return h.pool }
+
+// PoolBalancer is a [Balancer] that picks from a [Pool] it can name. All
+// the balancers of this package are; [WithStickyCookie] needs one.
+type PoolBalancer interface {
+	Balancer
+	Pool() *Pool
+}

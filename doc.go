@@ -16,6 +16,13 @@
 //     relative to its weight; ties are broken at random.
 //   - [P2C] draws two servers at random and takes the less loaded: nearly
 //     LeastConn's balance at O(1) cost.
+//   - [ConsistentHash] sends equal keys (client address, header, cookie,
+//     path) to the same server, with bounded loads as an option.
+//
+// [Proxy] turns any balancer into an [http.Handler], with safe retries,
+// passive health checks and sticky cookies; [HealthChecker] probes the
+// servers of a pool; [StatusHandler] and [AdminHandler] show and change a
+// pool at run time.
 //
 // Every balancer skips unhealthy and draining servers and servers of weight
 // 0, and returns an error wrapping [ErrNoServer] when none is left. Every

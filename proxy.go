@@ -95,6 +95,7 @@ type proxyOptions struct {
 	flushInterval      time.Duration
 	retryAfter         string
 	transportSetByUser bool
+	sticky             *sticky
 }
 
 // Defaults of the proxy options.
@@ -300,6 +301,13 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	if o.transportSetByUser && o.responseTimeout > 0 {
 		return nil, errors.New("lb: NewProxy: WithResponseHeaderTimeout applies to the default transport; set it on the one given to WithTransport")
 	}
+	if o.sticky != nil {
+		pb, ok := b.(PoolBalancer)
+		if !ok {
+			return nil, fmt.Errorf("lb: NewProxy: %w", errStickyNeedsPool)
+		}
+		o.sticky.pool = pb.Pool()
+	}
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
@@ -363,6 +371,8 @@ type proxyState struct {
 	replay  []byte       // the whole body, kept for retries; nil if not kept
 	tracked *trackedBody // the body, if it is streamed
 	hasBody bool
+
+	pinned *Server // the server the request's sticky cookie named, if any
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
@@ -371,10 +381,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.prepareBody(w, r, st) {
 		return
 	}
-	res, err := p.bal.Pick(r)
-	if err != nil {
-		p.noServer(w, r, err)
-		return
+	var res PickResult
+	if sk := p.o.sticky; sk != nil {
+		if st.pinned = sk.pinned(r); st.pinned != nil {
+			res = st.pinned.Acquire()
+		}
+	}
+	if st.pinned == nil {
+		var err error
+		if res, err = p.bal.Pick(r); err != nil {
+			p.noServer(w, r, err)
+			return
+		}
 	}
 	if res.Server == nil || res.Done == nil {
 		if res.Done != nil {
@@ -395,6 +413,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.end()
 	}()
 	if h := res.Server.handler; h != nil {
+		if p.o.sticky != nil && st.pinned != res.Server {
+			w.Header().Add("Set-Cookie", p.o.sticky.cookie(r, res.Server))
+		}
 		sw := &statusWriter{ResponseWriter: w, st: st}
 		h.ServeHTTP(sw, r)
 		if !sw.written {
@@ -610,6 +631,9 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := t.p.transport.RoundTrip(req)
 		if err == nil {
 			st.info.StatusCode = resp.StatusCode
+			if sk := t.p.o.sticky; sk != nil && st.pinned != st.res.Server {
+				resp.Header.Add("Set-Cookie", sk.cookie(st.in, st.res.Server))
+			}
 			if resp.StatusCode != http.StatusSwitchingProtocols { // an upgrade's body is the connection
 				resp.Body = &watchedBody{ReadCloser: resp.Body, st: st}
 			}

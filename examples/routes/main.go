@@ -3,6 +3,8 @@
 //
 //	go run ./examples/routes
 //	curl 127.0.0.1:8080/round-robin/
+//	curl -H 'X-User: alice' 127.0.0.1:8080/hash/      # alice always lands on the same backend
+//	curl -c jar -b jar 127.0.0.1:8080/sticky/         # pinned by a cookie
 //	curl 127.0.0.1:8080/status
 //
 // With no flags it starts three demo backends in process on 127.0.0.1
@@ -155,7 +157,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-var routeNames = []string{"round-robin", "least-connections", "random", "weighted", "p2c"}
+var routeNames = []string{"round-robin", "least-connections", "random", "weighted", "p2c", "hash", "sticky"}
+
+// userKey keys /hash/ by the X-User header, or else by the client's
+// address.
+func userKey() lb.KeyFunc {
+	byUser, byIP := lb.KeyHeader("X-User"), lb.KeyClientIP()
+	return func(r *http.Request) string {
+		if k := byUser(r); k != "" {
+			return k
+		}
+		return byIP(r)
+	}
+}
 
 // routes mounts one proxy per algorithm, all over the same pool, and the
 // status page.
@@ -166,6 +180,10 @@ func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
 		"random":            adapt(lb.NewRandom),
 		"weighted":          adapt(lb.NewWeightedRoundRobin),
 		"p2c":               adapt(lb.NewP2C),
+		"hash": func(p *lb.Pool, opts ...lb.Option) (lb.Balancer, error) {
+			return lb.NewConsistentHash(p, userKey(), append(opts, lb.WithBoundedLoad(1.25))...)
+		},
+		"sticky": adapt(lb.NewRoundRobin),
 	}
 	mux := http.NewServeMux()
 	for _, name := range routeNames {
@@ -173,7 +191,11 @@ func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
 		if err != nil {
 			return nil, err
 		}
-		proxy, err := lb.NewProxy(b, lb.WithLogger(logger))
+		opts := []lb.ProxyOption{lb.WithLogger(logger)}
+		if name == "sticky" {
+			opts = append(opts, lb.WithStickyCookie("lb-demo", stickySecret, nil))
+		}
+		proxy, err := lb.NewProxy(b, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -195,6 +217,10 @@ func adapt[B lb.Balancer](f func(*lb.Pool, ...lb.Option) (B, error)) func(*lb.Po
 		return f(p, opts...)
 	}
 }
+
+// stickySecret signs the /sticky/ cookies. A real service reads it from
+// its secret store, and shares it between its proxy instances.
+var stickySecret = []byte("lb demo secret, not for production")
 
 // startDemoBackends starts three servers on loopback that answer with their
 // names; gamma is slower. Their weights are 3, 2 and 1.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"testing"
 
@@ -64,6 +65,34 @@ func TestRoutes(t *testing.T) {
 	}
 	assert.Len(t, seen, 3)
 
+	// /hash/: one user, one backend.
+	owners := map[string]bool{}
+	for range 5 {
+		req, err := http.NewRequest("GET", base+"/hash/", nil)
+		require.NoError(t, err)
+		req.Header.Set("X-User", "alice")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		owners[string(b)] = true
+	}
+	assert.Len(t, owners, 1)
+
+	// /sticky/: a cookie pins the client.
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	client := &http.Client{Jar: jar}
+	pinned := map[string]bool{}
+	for range 5 {
+		resp, err := client.Get(base + "/sticky/")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		pinned[string(b)] = true
+	}
+	assert.Len(t, pinned, 1)
+
 	code, body := get(t, base+"/status")
 	assert.Equal(t, http.StatusOK, code)
 	var status lb.PoolStatus
@@ -74,7 +103,7 @@ func TestRoutes(t *testing.T) {
 		total += s.Requests
 		assert.Zero(t, s.InFlight, s.Name)
 	}
-	assert.EqualValues(t, len(routeNames)+3, total)
+	assert.EqualValues(t, len(routeNames)+3+5+5, total)
 
 	code, body = get(t, base+"/")
 	assert.Equal(t, http.StatusOK, code)
