@@ -189,7 +189,7 @@ func (sp *slowPath) usable(s *Server) (bool, float64) {
 		return true, 1
 	}
 	if sp.now == 0 {
-		sp.now = time.Now().UnixNano()
+		sp.now = sp.pool.now().UnixNano()
 	}
 	return true, s.ramp(sp.now)
 }

@@ -207,3 +207,20 @@ func TestPoolChanged(t *testing.T) {
 	default:
 	}
 }
+
+func TestPoolClockDrivesSlowStart(t *testing.T) {
+	t.Parallel()
+	p, servers := newTestPool(t, 1, 1)
+	virtual := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.SetClock(func() time.Time { return virtual })
+	servers[1].SlowStartAt(virtual, 100*time.Second)
+	rd, err := NewRandom(p, seeded(3))
+	require.NoError(t, err)
+	assert.InDelta(t, 0.1/1.1, share(t, rd, 20_000, "s1"), 0.02)
+	virtual = virtual.Add(50 * time.Second)
+	assert.InDelta(t, 0.55/1.55, share(t, rd, 20_000, "s1"), 0.02)
+	virtual = virtual.Add(50 * time.Second)
+	assert.InDelta(t, 0.5, share(t, rd, 20_000, "s1"), 0.02)
+	p.SetClock(nil)
+	assert.WithinDuration(t, time.Now(), p.now(), time.Minute)
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrDuplicateServer is returned by [NewPool], [Pool.Add] and [Pool.Update]
@@ -35,6 +36,8 @@ type Pool struct {
 	state atomic.Pointer[poolState]
 	// panicAt is the panic threshold (float64 bits); 0 means never.
 	panicAt atomic.Uint64
+	// clock, if set, replaces time.Now for slow-start ramps.
+	clock atomic.Pointer[func() time.Time]
 }
 
 // poolState is one immutable snapshot of a pool's membership, with what the
@@ -286,4 +289,23 @@ func (p *Pool) panics(active []*Server) bool {
 		}
 	}
 	return float64(up) < threshold*float64(len(active))
+}
+
+// SetClock makes the pool's balancers read the time for slow-start ramps
+// from now instead of [time.Now]: for simulations that run on virtual time
+// (with [Server.SlowStartAt]). nil restores time.Now.
+func (p *Pool) SetClock(now func() time.Time) {
+	if now == nil {
+		p.clock.Store(nil)
+		return
+	}
+	p.clock.Store(&now)
+}
+
+// now returns the pool's time.
+func (p *Pool) now() time.Time {
+	if f := p.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }

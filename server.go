@@ -229,13 +229,17 @@ func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
 // what it would be. [ConsistentHash] sends it the fraction f of its keys
 // (the same keys in every process) and the rest along the ring. A ramp
 // costs the balancers nothing once it has ended.
-func (s *Server) SlowStart(window time.Duration) {
+func (s *Server) SlowStart(window time.Duration) { s.SlowStartAt(time.Now(), window) }
+
+// SlowStartAt is SlowStart with a ramp that began at start, for a pool
+// whose balancers run on a clock of their own ([Pool.SetClock]).
+func (s *Server) SlowStartAt(start time.Time, window time.Duration) {
 	if window <= 0 {
 		s.clearFlag(flagRamping)
 		return
 	}
 	s.rampWindow.Store(int64(window))
-	s.rampStart.Store(time.Now().UnixNano())
+	s.rampStart.Store(start.UnixNano())
 	s.setFlag(flagRamping)
 }
 
