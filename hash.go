@@ -261,6 +261,11 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 		if h.bound == 0 {
 			return s.Acquire(), nil
 		}
+		// An idle server is always under its cap (which is at least 1):
+		// no need to sum the pool's load.
+		if s.tryAcquire(1) {
+			return PickResult{Server: s, Done: s.done}, nil
+		}
 		if total < 0 {
 			total = 0
 			for _, a := range st.active {

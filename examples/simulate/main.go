@@ -180,8 +180,9 @@ func writeTable(w io.Writer, heading string, rows []*result, markdown bool) {
 	}
 }
 
-// writeCharts draws, for each scenario at 80% load (or the nearest load
-// run), latency percentiles and shares by algorithm.
+// writeCharts draws, for each scenario at its chart load (80% unless it
+// says otherwise, or the nearest load run), latency percentiles and shares
+// by algorithm.
 func writeCharts(dir string, all []*result) error {
 	byScenario := map[string][]*result{}
 	var order []string
@@ -192,7 +193,13 @@ func writeCharts(dir string, all []*result) error {
 		byScenario[r.scenario] = append(byScenario[r.scenario], r)
 	}
 	for _, name := range order {
-		rows := nearestLoad(byScenario[name], 0.8)
+		want := 0.8
+		for _, sc := range scenarios {
+			if sc.name == name && sc.chartLoad > 0 {
+				want = sc.chartLoad
+			}
+		}
+		rows := nearestLoad(byScenario[name], want)
 		load := rows[0].load
 		lat := &barChart{
 			Title:    fmt.Sprintf("%s: latency at %.0f%% load", name, load*100),

@@ -24,6 +24,8 @@ type scenario struct {
 	burst float64
 	// failure, if set, takes one server down for a while.
 	failure *failure
+	// chartLoad is the load its charts show, if not 80%.
+	chartLoad float64
 }
 
 // serverSpec is one simulated server: workers requests served at once, each
