@@ -190,6 +190,12 @@ func WithRetryBodyLimit(n int64) ProxyOption {
 // WithPassiveHealth ejects a server for cooldown after failures consecutive
 // failed requests. The defaults are [DefaultFailures] and
 // [DefaultCooldown]; failures 0 turns passive health off.
+//
+// Ejection is its own state of the server, apart from the health that a
+// [HealthChecker] sets: when the cool-down ends the server takes traffic
+// again, unless an active checker has marked it down meanwhile, in which
+// case it waits for the checker to bring it back. Ejection is shared by
+// every proxy and balancer over the server.
 func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		if failures < 0 {

@@ -819,3 +819,43 @@ func TestProxyErrorLogIsSampled(t *testing.T) {
 	assert.True(t, ok)
 	assert.EqualValues(t, 1, skipped)
 }
+
+func TestProxyHandlerServerStreams(t *testing.T) {
+	t.Parallel()
+	next := make(chan struct{})
+	events, err := NewHandlerServer("events", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 2 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			// Through the proxy's wrapper, as a handler would in a
+			// real server.
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				return
+			}
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	require.NoError(t, err)
+	p := newTestProxy(t, []*Server{events})
+	url, served := frontend(t, p)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	for i := range 2 {
+		line, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf("data: %d\n", i), line, "arrives before the handler goes on")
+		_, err = rd.ReadString('\n')
+		require.NoError(t, err)
+		next <- struct{}{}
+	}
+	wait(t, served)
+	assertNoneInFlight(t, events)
+	assert.EqualValues(t, 1, events.Stats().Requests)
+}
