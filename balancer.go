@@ -15,8 +15,8 @@ import (
 // Balancers may wrap it; test for it with errors.Is.
 var ErrNoServer = errors.New("lb: no server available")
 
-// ErrNotUsed, passed itself (not wrapped) to PickResult.Done in
-// DoneInfo.Err, ends a pick that was never used: the request was not sent to
+// ErrNotUsed ends a pick that was never used, when passed (itself, not
+// wrapped) to PickResult.Done in DoneInfo.Err: the request was not sent to
 // the server at all. The server's in-flight count goes down, and no request
 // or failure is counted. [Proxy] uses it when a retry draws a server it has
 // already tried.

@@ -100,10 +100,10 @@ type proxyOptions struct {
 
 // Defaults of the proxy options.
 const (
-	DefaultRetries        = 2
-	DefaultRetryBodyLimit = 1 << 20
-	DefaultFailures       = 5
-	DefaultCooldown       = 10 * time.Second
+	DefaultRetries        = 2                // retries of a failed request, when safe
+	DefaultRetryBodyLimit = 1 << 20          // bytes of body kept for retries
+	DefaultFailures       = 5                // consecutive failures that eject a server
+	DefaultCooldown       = 10 * time.Second // how long an ejected server stays out
 )
 
 // WithTransport sets the RoundTripper used to reach URL servers. The

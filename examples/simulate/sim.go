@@ -212,7 +212,7 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 	queued := make([][]*request, n)
 	picks := make([]int, n)
 	down := make([]bool, n)
-	var recoveredAt float64 = math.Inf(-1)
+	recoveredAt := math.Inf(-1)
 
 	var q eventQueue
 	var seq uint64
