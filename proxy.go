@@ -691,28 +691,55 @@ func (st *proxyState) retryable(req *http.Request, err error) bool {
 // next one, returning its outbound request.
 func (st *proxyState) repick(failed *http.Request) (*http.Request, bool) {
 	st.end()
-	const draws = 8 // picks that may land on servers already tried
+	res, ok := st.untried()
+	if !ok {
+		return nil, false
+	}
+	st.begin(res)
+	out := failed.Clone(failed.Context())
+	u := *st.in.URL
+	u.RawQuery = failed.URL.RawQuery // as cleaned for the first attempt
+	out.URL = &u
+	st.p.target(&httputil.ProxyRequest{In: st.in, Out: out}, res.Server)
+	if st.tracked != nil {
+		out.Body = io.NopCloser(st.tracked) // the transport closes bodies on errors
+	}
+	return out, true
+}
+
+// untried picks a URL server not yet tried for this request: from the
+// balancer, a few times, then, since a load-aware balancer may keep
+// choosing the server that just failed (it looks idle), the least loaded
+// untried server of the balancer's pool, if it names one.
+func (st *proxyState) untried() (PickResult, bool) {
+	const draws = 4
 	for range draws {
 		res, err := st.p.bal.Pick(st.in)
 		if err != nil {
-			return nil, false
+			return PickResult{}, false
 		}
-		if res.Server == nil || res.Server.url == nil || st.hasTried(res.Server) {
-			res.Done(DoneInfo{Err: ErrNotUsed})
+		if res.Server != nil && res.Server.url != nil && !st.hasTried(res.Server) {
+			return res, true
+		}
+		res.Done(DoneInfo{Err: ErrNotUsed})
+	}
+	pb, ok := st.p.bal.(PoolBalancer)
+	if !ok {
+		return PickResult{}, false
+	}
+	var best *Server
+	for _, s := range pb.Pool().Servers() {
+		if s.url == nil || !s.Available() || st.hasTried(s) {
 			continue
 		}
-		st.begin(res)
-		out := failed.Clone(failed.Context())
-		u := *st.in.URL
-		u.RawQuery = failed.URL.RawQuery // as cleaned for the first attempt
-		out.URL = &u
-		st.p.target(&httputil.ProxyRequest{In: st.in, Out: out}, res.Server)
-		if st.tracked != nil {
-			out.Body = io.NopCloser(st.tracked) // the transport closes bodies on errors
+		if best == nil || s.InFlight()*int64(best.weight) < best.InFlight()*int64(s.weight) {
+			best = s
 		}
-		return out, true
 	}
-	return nil, false
+	if best == nil {
+		return PickResult{}, false
+	}
+	return best.Acquire(), true
 }
 
 // neverReached reports whether err shows that the request never reached

@@ -859,3 +859,28 @@ func TestProxyHandlerServerStreams(t *testing.T) {
 	assertNoneInFlight(t, events)
 	assert.EqualValues(t, 1, events.Stats().Requests)
 }
+
+func TestProxyRetryAvoidsTheFailedServerWithLeastConn(t *testing.T) {
+	t.Parallel()
+	// The dead server looks idle, so least-conn keeps choosing it; the
+	// retry still reaches the live one.
+	dead, live := deadServer(t, "dead"), backend(t, "live", nil)
+	var held []PickResult
+	for range 5 {
+		held = append(held, live.Acquire())
+	}
+	pool, err := NewPool(dead, live)
+	require.NoError(t, err)
+	lc, err := NewLeastConn(pool)
+	require.NoError(t, err)
+	p, err := NewProxy(lc, quiet)
+	require.NoError(t, err)
+	w := serve(p, "GET", "/", "")
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, "live", w.Body.String())
+	assert.EqualValues(t, 1, dead.Stats().Requests)
+	for _, res := range held {
+		res.Done(DoneInfo{})
+	}
+	assertNoneInFlight(t, dead, live)
+}
