@@ -350,7 +350,7 @@ func TestHealthHTTPProbes(t *testing.T) {
 	p, err := NewPool(servers...)
 	require.NoError(t, err)
 	hc, err := NewHealthChecker(p, quietCheck, WithCheckPath("/healthz"), WithCheckMethod(http.MethodHead),
-		WithCheckTimeout(100*time.Millisecond), WithRiseFall(1, 2))
+		WithCheckTimeout(time.Second), WithRiseFall(1, 2))
 	require.NoError(t, err)
 	hc.CheckOnce(t.Context())
 	for _, s := range servers {
