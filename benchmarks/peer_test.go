@@ -71,13 +71,25 @@ func pickDone(b *testing.B, bal lb.Balancer) {
 	if res, err := bal.Pick(nil); err == nil { // builds any table first
 		res.Done(lb.DoneInfo{})
 	}
-	b.ReportAllocs()
-	for b.Loop() {
+	bench(b, func(int) error {
 		res, err := bal.Pick(nil)
-		if err != nil {
+		if err == nil {
+			res.Done(lb.DoneInfo{})
+		}
+		return err
+	})
+}
+
+// bench runs op once per iteration with a growing index (for rotating
+// keys), and fails on its first error.
+func bench(b *testing.B, op func(i int) error) {
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if err := op(i); err != nil {
 			b.Fatal(err)
 		}
-		res.Done(lb.DoneInfo{})
 	}
 }
 
@@ -99,12 +111,7 @@ func BenchmarkRoundRobin(b *testing.B) {
 				eps[i] = func(context.Context, any) (any, error) { return nil, nil }
 			}
 			rr := kitlb.NewRoundRobin(eps)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := rr.Endpoint(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			bench(b, func(int) error { _, err := rr.Endpoint(); return err })
 		})
 		b.Run(fmt.Sprintf("oxy/servers=%d", n), func(b *testing.B) {
 			rr := must(roundrobin.New(http.NotFoundHandler()))
@@ -113,21 +120,11 @@ func BenchmarkRoundRobin(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := rr.NextServer(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			bench(b, func(int) error { _, err := rr.NextServer(); return err })
 		})
 		b.Run(fmt.Sprintf("liblb-r2/servers=%d", n), func(b *testing.B) {
 			rr := libr2.New(hosts(n)...)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := rr.Balance(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			bench(b, func(int) error { _, err := rr.Balance(); return err })
 		})
 		b.Run(fmt.Sprintf("zehuamama/servers=%d", n), func(b *testing.B) {
 			zehuamama(b, zbalancer.R2Balancer, n)
@@ -138,17 +135,12 @@ func BenchmarkRoundRobin(b *testing.B) {
 // zehuamama benchmarks Balance, Inc and Done of one of its balancers.
 func zehuamama(b *testing.B, algorithm string, n int) {
 	bal := must(zbalancer.Build(algorithm, hosts(n)))
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		i++
+	bench(b, func(i int) error {
 		h, err := bal.Balance(keys[i%len(keys)])
-		if err != nil {
-			b.Fatal(err)
-		}
 		bal.Inc(h)
 		bal.Done(h)
-	}
+		return err
+	})
 }
 
 func BenchmarkWeightedRoundRobin(b *testing.B) {
@@ -161,10 +153,7 @@ func BenchmarkWeightedRoundRobin(b *testing.B) {
 			for i, h := range hosts(n) {
 				sw.Add(h, weight(i))
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = sw.Next()
-			}
+			bench(b, func(int) error { _ = sw.Next(); return nil })
 		})
 		b.Run(fmt.Sprintf("oxy/servers=%d", n), func(b *testing.B) {
 			rr := must(roundrobin.New(http.NotFoundHandler()))
@@ -173,24 +162,14 @@ func BenchmarkWeightedRoundRobin(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := rr.NextServer(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			bench(b, func(int) error { _, err := rr.NextServer(); return err })
 		})
 		b.Run(fmt.Sprintf("liblb-r2/servers=%d", n), func(b *testing.B) {
 			rr := libr2.New()
 			for i, h := range hosts(n) {
 				rr.AddWeight(h, weight(i))
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := rr.Balance(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			bench(b, func(int) error { _, err := rr.Balance(); return err })
 		})
 	}
 }
@@ -205,10 +184,7 @@ func BenchmarkRandom(b *testing.B) {
 			for i, h := range hosts(n) {
 				rw.Add(h, weight(i))
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = rw.Next()
-			}
+			bench(b, func(int) error { _ = rw.Next(); return nil })
 		})
 		b.Run(fmt.Sprintf("lb/servers=%d", n), func(b *testing.B) {
 			pickDone(b, must(lb.NewRandom(lbPool(b, n, false))))
@@ -219,12 +195,7 @@ func BenchmarkRandom(b *testing.B) {
 				eps[i] = endpoint.Nop
 			}
 			r := kitlb.NewRandom(eps, 1)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := r.Endpoint(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			bench(b, func(int) error { _, err := r.Endpoint(); return err })
 		})
 		b.Run(fmt.Sprintf("zehuamama/servers=%d", n), func(b *testing.B) {
 			zehuamama(b, zbalancer.RandomBalancer, n)
@@ -253,16 +224,11 @@ func BenchmarkP2C(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("liblb/servers=%d", n), func(b *testing.B) {
 			p := libp2c.New(hosts(n)...)
-			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				i++
+			bench(b, func(i int) error {
 				h, err := p.Balance(keys[i%len(keys)])
-				if err != nil {
-					b.Fatal(err)
-				}
 				p.Done(h)
-			}
+				return err
+			})
 		})
 	}
 }
@@ -298,23 +264,11 @@ func BenchmarkConsistentHash(b *testing.B) {
 			for i, k := range keys {
 				bkeys[i] = []byte(k)
 			}
-			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				i++
-				_ = c.LocateKey(bkeys[i%len(bkeys)])
-			}
+			bench(b, func(i int) error { _ = c.LocateKey(bkeys[i%len(bkeys)]); return nil })
 		})
 		b.Run(fmt.Sprintf("liblb/servers=%d", n), func(b *testing.B) {
 			c := libconsistent.New(hosts(n)...)
-			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				i++
-				if _, err := c.Balance(keys[i%len(keys)]); err != nil {
-					b.Fatal(err)
-				}
-			}
+			bench(b, func(i int) error { _, err := c.Balance(keys[i%len(keys)]); return err })
 		})
 		b.Run(fmt.Sprintf("zehuamama/servers=%d", n), func(b *testing.B) {
 			zehuamama(b, zbalancer.ConsistentHashBalancer, n)
@@ -330,17 +284,12 @@ func BenchmarkBoundedLoad(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("liblb/servers=%d", n), func(b *testing.B) {
 			c := libbounded.New(hosts(n)...)
-			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				i++
+			bench(b, func(i int) error {
 				h, err := c.Balance(keys[i%len(keys)])
-				if err != nil {
-					b.Fatal(err)
-				}
 				c.Inc(h)
 				c.Done(h)
-			}
+				return err
+			})
 		})
 		b.Run(fmt.Sprintf("zehuamama/servers=%d", n), func(b *testing.B) {
 			zehuamama(b, zbalancer.BoundedBalancer, n)
@@ -353,14 +302,11 @@ func hashPicks(b *testing.B, h *lb.ConsistentHash) {
 	if res, err := h.PickKey("warm"); err == nil { // builds the ring first
 		res.Done(lb.DoneInfo{})
 	}
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		i++
+	bench(b, func(i int) error {
 		res, err := h.PickKey(keys[i%len(keys)])
-		if err != nil {
-			b.Fatal(err)
+		if err == nil {
+			res.Done(lb.DoneInfo{})
 		}
-		res.Done(lb.DoneInfo{})
-	}
+		return err
+	})
 }
