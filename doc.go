@@ -27,8 +27,9 @@
 // Every balancer skips unhealthy and draining servers and servers of weight
 // 0, and returns an error wrapping [ErrNoServer] when none is left. Every
 // balancer is safe for concurrent use, and its Pick neither blocks, locks nor
-// allocates. Every random choice goes through [WithRand], so tests can fix
-// it.
+// allocates (the weighted and hashing balancers build a table on the first
+// pick after each change of the pool's membership, and reuse it until the
+// next). Every random choice goes through [WithRand], so tests can fix it.
 //
 // # Pick and Done
 //
