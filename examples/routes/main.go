@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on")
 	checkPath := fs.String("check-path", "/", "path of the health checks")
 	var backends backendFlag
-	fs.Var(&backends, "backend", "a server to balance, as URL or URL=weight (repeatable; default: three demo backends)")
+	fs.Var(&backends, "backend", "a server to balance, as URL or URL=weight (repeatable; default: three demo backends); a URL with = in it needs the =weight")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
