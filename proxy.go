@@ -383,10 +383,12 @@ type proxyState struct {
 
 // ServeHTTP sends r to a server and copies the answer back to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &proxyState{p: p, in: r}
-	if !p.prepareBody(w, r, st) {
+	st := &proxyState{p: p}
+	r, ok := p.prepareBody(w, r, st)
+	if !ok {
 		return
 	}
+	st.in = r
 	var res PickResult
 	if sk := p.o.sticky; sk != nil {
 		if st.pinned = sk.pinned(r); st.pinned != nil {
@@ -434,19 +436,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // prepareBody makes the request body replayable when a retry could use it.
+// It returns the request to send on: a shallow copy of r when the body had
+// to be replaced (a handler must not change its request), else r itself.
 // It reports false if it has answered the request itself.
-func (p *Proxy) prepareBody(w http.ResponseWriter, r *http.Request, st *proxyState) bool {
+func (p *Proxy) prepareBody(w http.ResponseWriter, r *http.Request, st *proxyState) (*http.Request, bool) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return true
+		return r, true
 	}
 	st.hasBody = true
 	if p.o.retries == 0 {
-		return true
+		return r, true
 	}
 	if !idempotent(r.Method) || p.o.bodyLimit == 0 || r.ContentLength > p.o.bodyLimit {
 		st.tracked = &trackedBody{ReadCloser: r.Body}
-		r.Body = st.tracked
-		return true
+		return withBody(r, st.tracked), true
 	}
 	buf, err := io.ReadAll(io.LimitReader(r.Body, p.o.bodyLimit+1))
 	if err != nil {
@@ -458,18 +461,24 @@ func (p *Proxy) prepareBody(w http.ResponseWriter, r *http.Request, st *proxySta
 			}
 			http.Error(w, http.StatusText(code), code)
 		}
-		return false
+		return r, false
 	}
 	if int64(len(buf)) <= p.o.bodyLimit {
 		st.replay = buf
-		r.Body = io.NopCloser(bytes.NewReader(buf))
-		return true
+		return withBody(r, io.NopCloser(bytes.NewReader(buf))), true
 	}
 	// Too large to keep: stream what was read, then the rest. Until the
 	// transport reads it, it is still intact.
 	st.tracked = &trackedBody{ReadCloser: readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}}
-	r.Body = st.tracked
-	return true
+	return withBody(r, st.tracked), true
+}
+
+// withBody returns a shallow copy of r with body as its Body.
+func withBody(r *http.Request, body io.ReadCloser) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Body = body
+	return r2
 }
 
 func idempotent(method string) bool {

@@ -884,3 +884,17 @@ func TestProxyRetryAvoidsTheFailedServerWithLeastConn(t *testing.T) {
 	}
 	assertNoneInFlight(t, dead, live)
 }
+
+func TestProxyDoesNotChangeTheInboundRequest(t *testing.T) {
+	t.Parallel()
+	s := backend(t, "a", nil)
+	for _, method := range []string{"PUT", "POST"} { // kept, and tracked
+		p := newTestProxy(t, []*Server{s})
+		r := httptest.NewRequest(method, "/", strings.NewReader("body"))
+		body := r.Body
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, r)
+		assert.Equal(t, http.StatusOK, w.Code, method)
+		assert.True(t, r.Body == body, "%s: the handler's request keeps its Body", method)
+	}
+}
