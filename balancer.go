@@ -68,20 +68,31 @@ type DoneInfo struct {
 	Duration time.Duration
 }
 
-// An Option configures a balancer. Options that do not apply to a balancer
-// (WithStart on LeastConn, say) are accepted and ignored. A bad option makes
-// the constructor return an error naming it.
+// An Option configures a balancer. A bad option, or one that does not apply
+// to the balancer (WithStart on LeastConn, say), makes the constructor
+// return an error naming it.
 type Option func(*config) error
 
 // config holds the settings shared by every balancer constructor.
 type config struct {
-	randN      func(n int) int
-	seed       func() uint64 // 64 random bits; derived from randN when set
-	start      uint64
-	fixedStart bool
-	bound      float64  // ConsistentHash: WithBoundedLoad
-	fallback   Balancer // ConsistentHash: WithFallback
+	randN    func(n int) int
+	seed     func() uint64 // 64 random bits; derived from randN when set
+	start    uint64
+	bound    float64  // ConsistentHash: WithBoundedLoad
+	fallback Balancer // ConsistentHash: WithFallback
+	set      optionSet
 }
+
+// optionSet names options, for the constructors to say which they take.
+type optionSet uint8
+
+const (
+	optStart optionSet = 1 << iota
+	optBound
+	optFallback
+)
+
+var optionNames = map[optionSet]string{optStart: "WithStart", optBound: "WithBoundedLoad", optFallback: "WithFallback"}
 
 // WithRand sets the source of random numbers: f(n) must return a value in
 // [0, n). Balancers use it for random picks, tie-breaks and the starting
@@ -110,13 +121,15 @@ func WithRand(f func(n int) int) Option {
 // started together do not send their first requests to the same server.
 func WithStart(i uint64) Option {
 	return func(c *config) error {
-		c.start, c.fixedStart = i, true
+		c.start = i
+		c.set |= optStart
 		return nil
 	}
 }
 
-// newConfig applies opts for the constructor named ctor, over pool.
-func newConfig(ctor string, pool *Pool, opts []Option) (config, error) {
+// newConfig applies opts for the constructor named ctor, over pool; takes
+// names the options, beyond WithRand, that the constructor accepts.
+func newConfig(ctor string, pool *Pool, takes optionSet, opts []Option) (config, error) {
 	c := config{randN: rand.IntN, seed: rand.Uint64}
 	if pool == nil {
 		return c, fmt.Errorf("lb: %s: nil pool", ctor)
@@ -125,11 +138,15 @@ func newConfig(ctor string, pool *Pool, opts []Option) (config, error) {
 		if opt == nil {
 			return c, fmt.Errorf("lb: %s: option %d is nil", ctor, i)
 		}
+		before := c.set
 		if err := opt(&c); err != nil {
 			return c, fmt.Errorf("lb: %s: %w", ctor, err)
 		}
+		if extra := c.set &^ before &^ takes; extra != 0 {
+			return c, fmt.Errorf("lb: %s: option %d (%s) does not apply", ctor, i, optionNames[extra])
+		}
 	}
-	if !c.fixedStart {
+	if takes&optStart != 0 && c.set&optStart == 0 {
 		c.start = c.seed()
 	}
 	return c, nil
@@ -223,24 +240,6 @@ func (sp *slowPath) scan(start uint64) (PickResult, error) {
 	}
 	return PickResult{}, ErrNoServer
 }
-
-// Pool returns the pool the balancer picks from.
-func (rr *RoundRobin) Pool() *Pool { return rr.pool }
-
-// Pool returns the pool the balancer picks from.
-func (w *WeightedRoundRobin) Pool() *Pool { return w.pool }
-
-// Pool returns the pool the balancer picks from.
-func (rd *Random) Pool() *Pool { return rd.pool }
-
-// Pool returns the pool the balancer picks from.
-func (lc *LeastConn) Pool() *Pool { return lc.pool }
-
-// Pool returns the pool the balancer picks from.
-func (p *P2C) Pool() *Pool { return p.pool }
-
-// Pool returns the pool the balancer picks from.
-func (h *ConsistentHash) Pool() *Pool { return h.pool }
 
 // PoolBalancer is a [Balancer] that picks from a [Pool] it can name. All
 // the balancers of this package are; [WithStickyCookie] needs one.

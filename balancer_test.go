@@ -23,8 +23,28 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 			assert.EqualError(t, err, "lb: New"+alg.name+": nil pool")
 			_, err = alg.new(p, WithRand(nil))
 			assert.EqualError(t, err, "lb: New"+alg.name+": WithRand: nil function")
-			_, err = alg.new(p, WithStart(1), nil)
+			_, err = alg.new(p, WithRand(rand.IntN), nil)
 			assert.EqualError(t, err, "lb: New"+alg.name+": option 1 is nil")
+			// Options that do not apply are errors, not silently ignored.
+			other, err := NewRandom(p)
+			require.NoError(t, err)
+			hashing := alg.name == "ConsistentHash"
+			for _, tt := range []struct {
+				opt     Option
+				name    string
+				applies bool
+			}{
+				{WithStart(1), "WithStart", alg.ordered},
+				{WithBoundedLoad(1.25), "WithBoundedLoad", hashing},
+				{WithFallback(other), "WithFallback", hashing},
+			} {
+				_, err := alg.new(p, WithRand(rand.IntN), tt.opt)
+				if tt.applies {
+					assert.NoError(t, err, tt.name)
+				} else {
+					assert.EqualError(t, err, "lb: New"+alg.name+": option 1 ("+tt.name+") does not apply")
+				}
+			}
 		})
 	}
 }

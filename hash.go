@@ -175,18 +175,21 @@ func WithBoundedLoad(c float64) Option {
 			return fmt.Errorf("WithBoundedLoad: factor %v is below 1", c)
 		}
 		o.bound = c
+		o.set |= optBound
 		return nil
 	}
 }
 
 // WithFallback sets the balancer that a [ConsistentHash] uses for requests
-// without a key. The default is a RoundRobin over the same pool.
+// without a key. The default is a RoundRobin over the same pool, which
+// [WithStart] applies to.
 func WithFallback(b Balancer) Option {
 	return func(o *config) error {
 		if b == nil {
 			return fmt.Errorf("WithFallback: nil balancer")
 		}
 		o.fallback = b
+		o.set |= optFallback
 		return nil
 	}
 }
@@ -194,20 +197,24 @@ func WithFallback(b Balancer) Option {
 // NewConsistentHash returns a consistent-hash balancer over pool that keys
 // requests with key.
 func NewConsistentHash(pool *Pool, key KeyFunc, opts ...Option) (*ConsistentHash, error) {
-	c, err := newConfig("NewConsistentHash", pool, opts)
+	c, err := newConfig("NewConsistentHash", pool, optStart|optBound|optFallback, opts)
 	if err != nil {
 		return nil, err
 	}
 	if key == nil {
 		return nil, fmt.Errorf("lb: NewConsistentHash: nil KeyFunc")
 	}
-	fb := c.fallback
-	if fb == nil {
-		fb = &RoundRobin{pool: pool}
-		fb.(*RoundRobin).next.Store(c.start)
+	h := &ConsistentHash{pool: pool, key: key, bound: c.bound, fallback: c.fallback}
+	if h.fallback == nil {
+		rr := &RoundRobin{pool: pool}
+		rr.next.Store(c.start)
+		h.fallback = rr
 	}
-	return &ConsistentHash{pool: pool, key: key, bound: c.bound, fallback: fb}, nil
+	return h, nil
 }
+
+// Pool returns the pool the balancer picks from.
+func (h *ConsistentHash) Pool() *Pool { return h.pool }
 
 // Pick returns the server for r's key, or the fallback balancer's pick if r
 // has no key.

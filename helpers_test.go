@@ -52,6 +52,16 @@ func seeded(seed uint64) Option {
 type algorithm struct {
 	name string
 	new  func(*Pool, ...Option) (Balancer, error)
+	// ordered balancers take WithStart.
+	ordered bool
+}
+
+// startAtZero returns WithStart(0) for the balancers that take it.
+func (a algorithm) startAtZero() []Option {
+	if a.ordered {
+		return []Option{WithStart(0)}
+	}
+	return nil
 }
 
 func adapt[B Balancer](f func(*Pool, ...Option) (B, error)) func(*Pool, ...Option) (Balancer, error) {
@@ -65,18 +75,18 @@ func adapt[B Balancer](f func(*Pool, ...Option) (B, error)) func(*Pool, ...Optio
 }
 
 var algorithms = []algorithm{
-	{"RoundRobin", adapt(NewRoundRobin)},
-	{"WeightedRoundRobin", adapt(NewWeightedRoundRobin)},
-	{"Random", adapt(NewRandom)},
-	{"LeastConn", adapt(NewLeastConn)},
-	{"P2C", adapt(NewP2C)},
+	{"RoundRobin", adapt(NewRoundRobin), true},
+	{"WeightedRoundRobin", adapt(NewWeightedRoundRobin), true},
+	{"Random", adapt(NewRandom), false},
+	{"LeastConn", adapt(NewLeastConn), false},
+	{"P2C", adapt(NewP2C), false},
 	{"ConsistentHash", func(p *Pool, opts ...Option) (Balancer, error) {
 		h, err := NewConsistentHash(p, KeyHeader("X-Key"), opts...)
 		if err != nil {
 			return nil, err
 		}
 		return &keyedPicks{h: h}, nil
-	}},
+	}, true},
 }
 
 // keyedPicks picks with a ConsistentHash, each time with the next of 4,096

@@ -27,12 +27,15 @@ type LeastConn struct {
 // NewLeastConn returns a weighted least-connections balancer over pool.
 // [WithRand] sets the source of its tie-breaks.
 func NewLeastConn(pool *Pool, opts ...Option) (*LeastConn, error) {
-	c, err := newConfig("NewLeastConn", pool, opts)
+	c, err := newConfig("NewLeastConn", pool, 0, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &LeastConn{pool: pool, seed: c.seed}, nil
 }
+
+// Pool returns the pool the balancer picks from.
+func (lc *LeastConn) Pool() *Pool { return lc.pool }
 
 // Pick returns the available server with the lowest weighted load. r is not
 // used.
@@ -129,12 +132,15 @@ type P2C struct {
 // NewP2C returns a power-of-two-choices balancer over pool. [WithRand] sets
 // the source of its draws.
 func NewP2C(pool *Pool, opts ...Option) (*P2C, error) {
-	c, err := newConfig("NewP2C", pool, opts)
+	c, err := newConfig("NewP2C", pool, 0, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &P2C{pool: pool, randN: c.randN, seed: c.seed}, nil
 }
+
+// Pool returns the pool the balancer picks from.
+func (p *P2C) Pool() *Pool { return p.pool }
 
 // Pick returns the less loaded of two distinct random servers. r is not
 // used.

@@ -38,7 +38,7 @@ func TestSlowStartShares(t *testing.T) {
 		t.Run(alg.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p, servers := newTestPool(t, 1, 1)
-				b, err := alg.new(p, seeded(21), WithStart(0))
+				b, err := alg.new(p, append(alg.startAtZero(), seeded(21))...)
 				require.NoError(t, err)
 				measure := func() float64 {
 					if alg.name == "LeastConn" || alg.name == "P2C" {
@@ -99,7 +99,7 @@ func TestPanicMode(t *testing.T) {
 		s.SetHealthy(false)
 	}
 	for _, alg := range algorithms {
-		b, err := alg.new(p, seeded(5), WithStart(0))
+		b, err := alg.new(p, append(alg.startAtZero(), seeded(5))...)
 		require.NoError(t, err)
 
 		// Fail fast (the default): only the healthy server.

@@ -25,12 +25,15 @@ type Random struct {
 // NewRandom returns a weighted random balancer over pool. [WithRand] sets the
 // source of its draws.
 func NewRandom(pool *Pool, opts ...Option) (*Random, error) {
-	c, err := newConfig("NewRandom", pool, opts)
+	c, err := newConfig("NewRandom", pool, 0, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &Random{pool: pool, randN: c.randN, seed: c.seed}, nil
 }
+
+// Pool returns the pool the balancer picks from.
+func (rd *Random) Pool() *Pool { return rd.pool }
 
 // Pick returns a random available server, weighted. r is not used.
 func (rd *Random) Pick(*http.Request) (PickResult, error) {

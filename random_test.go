@@ -16,7 +16,7 @@ func TestRandomWeightedDrawIsExact(t *testing.T) {
 	const n, total = 5, 14
 	counts := make(map[string]int)
 	for x := range n * total {
-		rd, err := NewRandom(p, WithStart(0), WithRand(func(m int) int {
+		rd, err := NewRandom(p, WithRand(func(m int) int {
 			assert.Equal(t, n*total, m)
 			return x
 		}))

@@ -37,7 +37,7 @@ type paddedCounter struct {
 // random position unless [WithStart] fixes it; [WithRand] sets the source of
 // that position.
 func NewRoundRobin(pool *Pool, opts ...Option) (*RoundRobin, error) {
-	c, err := newConfig("NewRoundRobin", pool, opts)
+	c, err := newConfig("NewRoundRobin", pool, optStart, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +45,9 @@ func NewRoundRobin(pool *Pool, opts ...Option) (*RoundRobin, error) {
 	rr.next.Store(c.start)
 	return rr, nil
 }
+
+// Pool returns the pool the balancer picks from.
+func (rr *RoundRobin) Pool() *Pool { return rr.pool }
 
 // Pick returns the next available server in turn. r is not used.
 func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
@@ -113,7 +116,7 @@ type WeightedRoundRobin struct {
 // pool. It starts at a random position of its order unless [WithStart] fixes
 // it; [WithRand] sets the source of that position.
 func NewWeightedRoundRobin(pool *Pool, opts ...Option) (*WeightedRoundRobin, error) {
-	c, err := newConfig("NewWeightedRoundRobin", pool, opts)
+	c, err := newConfig("NewWeightedRoundRobin", pool, optStart, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +124,9 @@ func NewWeightedRoundRobin(pool *Pool, opts ...Option) (*WeightedRoundRobin, err
 	w.next.Store(c.start)
 	return w, nil
 }
+
+// Pool returns the pool the balancer picks from.
+func (w *WeightedRoundRobin) Pool() *Pool { return w.pool }
 
 // Pick returns the server at the next position of the weighted order,
 // skipping unavailable ones. r is not used.
