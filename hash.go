@@ -293,7 +293,7 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 		if ok, _ := sp.usable(s); !ok {
 			continue
 		}
-		u := (float64(mix64(x^s.nameHash())>>11) + 0.5) / (1 << 53)
+		u := (float64(mix64(x^s.nameHash)>>11) + 0.5) / (1 << 53)
 		if score := float64(s.weight) / -math.Log(u); score > bestScore {
 			best, bestScore = s, score
 		}
@@ -307,7 +307,7 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 // keyCoin returns a number in [0, 1) fixed by the key and the server, so a
 // ramping server takes the same keys in every process.
 func keyCoin(x uint64, s *Server) float64 {
-	return float64(mix64(x^s.nameHash()^0x5851f42d4c957f2d)>>11) / (1 << 53)
+	return float64(mix64(x^s.nameHash^0x5851f42d4c957f2d)>>11) / (1 << 53)
 }
 
 // tryAcquire counts one more request in flight if that keeps the count at
@@ -323,9 +323,6 @@ func (s *Server) tryAcquire(limit int64) bool {
 		}
 	}
 }
-
-// nameHash is the hash of the server's name, its identity on the ring.
-func (s *Server) nameHash() uint64 { return hashString(s.name, 0) }
 
 // hashRing is the consistent-hash ring of one pool snapshot.
 type hashRing struct {
@@ -389,7 +386,7 @@ func newHashRing(servers []*Server) *hashRing {
 	var buf [8]byte
 	for i, s := range servers {
 		k := max(1, int(math.Round(float64(s.weight)*scale)))
-		base := hashString(s.name, 0)
+		base := s.nameHash
 		for j := range k {
 			binary.LittleEndian.PutUint64(buf[:], uint64(j))
 			r.points = append(r.points, ringPoint{mix64(base ^ hashString(string(buf[:]), base)), int32(i)})

@@ -224,3 +224,18 @@ func TestPoolClockDrivesSlowStart(t *testing.T) {
 	p.SetClock(nil)
 	assert.WithinDuration(t, time.Now(), p.now(), time.Minute)
 }
+
+func TestStatsDoNotEndARamp(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p, servers := newTestPool(t, 1)
+		servers[0].SlowStart(time.Minute)
+		time.Sleep(2 * time.Minute)
+		assert.InDelta(t, 1, servers[0].Stats().Ramp, 0)
+		assert.NotZero(t, servers[0].flags.Load()&flagRamping, "reading stats changes nothing")
+		rr, err := NewRoundRobin(p)
+		require.NoError(t, err)
+		pickNames(t, rr, 1)
+		assert.Zero(t, servers[0].flags.Load(), "the first pick after the ramp ends it")
+	})
+}

@@ -209,16 +209,6 @@ func (p *Pool) Len() int { return len(p.load().servers) }
 // membership, starting from 0 for an empty new pool.
 func (p *Pool) Version() uint64 { return p.load().version }
 
-// Stats returns a snapshot of every member's statistics, in pool order.
-func (p *Pool) Stats() []Stats {
-	servers := p.load().servers
-	out := make([]Stats, len(servers))
-	for i, s := range servers {
-		out[i] = s.Stats()
-	}
-	return out
-}
-
 // Changed returns a channel that is closed when the pool's membership next
 // changes. A watcher reads the state it needs, then waits on the channel it
 // got before reading, so that no change is missed.

@@ -129,12 +129,15 @@ func TestPoolUpdate(t *testing.T) {
 	assert.Zero(t, p.Len())
 }
 
-func TestPoolStats(t *testing.T) {
+func TestPoolStatus(t *testing.T) {
 	t.Parallel()
 	p, servers := newTestPool(t, 2, 0)
 	servers[1].SetHealthy(false)
 	servers[0].Acquire()
-	st := p.Stats()
+	status := p.Status()
+	assert.EqualValues(t, 1, status.Version)
+	assert.Equal(t, 1, status.Available)
+	st := status.Servers
 	require.Len(t, st, 2)
 	assert.Equal(t, Stats{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, Ramp: 1, InFlight: 1}, st[0])
 	assert.Equal(t, Stats{Name: "s1", URL: "http://10.0.0.2:80", Weight: 0, Healthy: false, Ramp: 1}, st[1])

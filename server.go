@@ -38,10 +38,11 @@ type Server struct {
 	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
 	_        [cacheLine - 40]byte
 
-	name    string
-	url     *url.URL     // nil for a handler server
-	handler http.Handler // nil for a URL server
-	done    func(DoneInfo)
+	name     string
+	nameHash uint64       // hashString(name): the server's place in hashing
+	url      *url.URL     // nil for a handler server
+	handler  http.Handler // nil for a URL server
+	done     func(DoneInfo)
 
 	// Slow start: while flagRamping is set, the server's share grows from
 	// minRamp to full between rampStart and rampStart+rampWindow (Unix
@@ -52,7 +53,7 @@ type Server struct {
 	// idle, while the server drains, is closed when its in-flight count
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
-	_    [2*cacheLine - 72]byte
+	_    [2*cacheLine - 80]byte
 }
 
 // cacheLine is the size the hot fields of Server and of the round-robin
@@ -156,7 +157,7 @@ func newServer(what, name string, u *url.URL, h http.Handler, opts []ServerOptio
 	case o.nameSet && o.name == "":
 		return nil, fmt.Errorf(`lb: %s: WithName: empty name ""`, what)
 	}
-	s := &Server{name: o.name, url: u, handler: h, weight: o.weight}
+	s := &Server{name: o.name, nameHash: hashString(o.name, 0), url: u, handler: h, weight: o.weight}
 	if o.down {
 		s.flags.Store(flagDown)
 	}
@@ -244,18 +245,28 @@ func (s *Server) SlowStartAt(start time.Time, window time.Duration) {
 }
 
 // ramp returns the fraction of its weight the server gets at time now
-// (Unix nanoseconds), ending the ramp when it is over.
+// (Unix nanoseconds), and ends the ramp when it is over, so that picks go
+// back to the fast path.
 func (s *Server) ramp(now int64) float64 {
+	f, over := s.rampAt(now)
+	if over {
+		s.clearFlag(flagRamping)
+	}
+	return f
+}
+
+// rampAt returns the fraction of its weight the server gets at time now,
+// and whether a ramp has run its course; it changes nothing.
+func (s *Server) rampAt(now int64) (frac float64, over bool) {
 	if s.flags.Load()&flagRamping == 0 {
-		return 1
+		return 1, false
 	}
 	window := s.rampWindow.Load()
 	elapsed := now - s.rampStart.Load()
 	if window <= 0 || elapsed >= window {
-		s.clearFlag(flagRamping)
-		return 1
+		return 1, true
 	}
-	return minRamp + (1-minRamp)*float64(max(elapsed, 0))/float64(window)
+	return minRamp + (1-minRamp)*float64(max(elapsed, 0))/float64(window), false
 }
 
 // Ejected reports whether a [Proxy]'s passive health check has taken the
@@ -345,13 +356,14 @@ type Stats struct {
 // Stats returns a snapshot of the server's state and counters.
 func (s *Server) Stats() Stats {
 	load, flags := s.load.Load(), s.flags.Load()
+	ramp, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
 	st := Stats{
 		Name:        s.name,
 		Weight:      s.weight,
 		Healthy:     flags&flagDown == 0,
 		Draining:    flags&flagDraining != 0,
 		Ejected:     flags&flagEjected != 0,
-		Ramp:        s.ramp(time.Now().UnixNano()),
+		Ramp:        ramp,
 		InFlight:    inflight(load),
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
