@@ -21,8 +21,8 @@ import (
 // Servers are named by query parameter, since their names (by default
 // their URLs) may hold slashes.
 // Errors are answered as JSON {"error": "..."} with 400 for bad input, 404
-// for an unknown server, 409 for a duplicate, and 504 when a drain times
-// out. Mount it under a prefix with [http.StripPrefix], and only where
+// for an unknown server, 409 for a duplicate or a server already being
+// drained, and 504 when a drain times out. Mount it under a prefix with [http.StripPrefix], and only where
 // operators alone can reach it (a loopback or internal listener, behind
 // authentication): whoever can call it can point the pool anywhere.
 func AdminHandler(pool *Pool) http.Handler {
@@ -105,8 +105,11 @@ func (a *admin) drain(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := a.pool.Drain(ctx, s); err != nil {
 		code := http.StatusGatewayTimeout
-		if errors.Is(err, ErrUnknownServer) {
+		switch {
+		case errors.Is(err, ErrUnknownServer):
 			code = http.StatusNotFound
+		case errors.Is(err, errDraining):
+			code = http.StatusConflict
 		}
 		adminError(w, code, err)
 		return

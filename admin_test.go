@@ -86,3 +86,23 @@ func TestAdminDrain(t *testing.T) {
 		assert.Contains(t, out["error"], `timeout "soon" is not a positive duration`)
 	})
 }
+
+func TestAdminDrainTwice(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p, servers := newTestPool(t, 1)
+		h := AdminHandler(p)
+		held := servers[0].Acquire()
+		first := make(chan int, 1)
+		go func() {
+			code, _ := adminDo(h, "POST", "/drain?name=s0", "")
+			first <- code
+		}()
+		synctest.Wait()
+		code, out := adminDo(h, "POST", "/drain?name=s0", "")
+		assert.Equal(t, http.StatusConflict, code)
+		assert.Equal(t, `drain "s0": already draining`, out["error"])
+		held.Done(DoneInfo{})
+		assert.Equal(t, http.StatusOK, <-first)
+	})
+}

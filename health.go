@@ -344,6 +344,15 @@ func (hc *HealthChecker) CheckOnce(ctx context.Context) {
 		wg.Go(func() { hc.probeAndApply(ctx, s, st) })
 	}
 	wg.Wait()
+	// Forget servers that have left the pool, which Run does for the
+	// servers it watches; without it, CheckOnce alone would keep them.
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	for s := range hc.state {
+		if hc.pool.Server(s.name) != s {
+			delete(hc.state, s)
+		}
+	}
 }
 
 // track returns the state of s, making it on first sight. joined tells

@@ -367,3 +367,17 @@ func TestHealthHTTPProbes(t *testing.T) {
 	}, got)
 	assert.Equal(t, HealthStats{Probes: 14, Failures: 8, Downs: 4}, hc.Stats())
 }
+
+func TestHealthCheckOnceForgetsRemovedServers(t *testing.T) {
+	t.Parallel()
+	p, servers := newTestPool(t, 1, 1)
+	hc, err := NewHealthChecker(p, quietCheck, WithCheckFunc(func(context.Context, *Server) error { return nil }))
+	require.NoError(t, err)
+	hc.CheckOnce(t.Context())
+	require.NoError(t, p.Remove(servers[0]))
+	hc.CheckOnce(t.Context())
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	assert.Len(t, hc.state, 1)
+	assert.NotNil(t, hc.state[servers[1]])
+}

@@ -145,6 +145,8 @@ func TestDrain(t *testing.T) {
 		go func() { drained <- p.Drain(context.Background(), servers[0]) }()
 		synctest.Wait() // Drain is now waiting
 		assert.True(t, servers[0].Draining())
+		assert.EqualError(t, p.Drain(context.Background(), servers[0]), `lb: drain "s0": already draining`,
+			"a second drain would wait on a signal the first one takes")
 		assert.Equal(t, map[string]int{"s1": 10}, countPicks(t, rr, 10), "no new picks")
 
 		a.Done(DoneInfo{})

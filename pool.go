@@ -19,6 +19,9 @@ var ErrDuplicateServer = errors.New("lb: duplicate server")
 // member of the pool.
 var ErrUnknownServer = errors.New("lb: server not in pool")
 
+// errDraining is the error of a Drain of a server already being drained.
+var errDraining = errors.New("already draining")
+
 // Pool is the live set of servers that balancers choose from. It may change
 // at any time while traffic flows: Add, Remove and Update are safe to call
 // concurrently with Pick.
@@ -217,8 +220,9 @@ func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 // Drain takes s out of the pool gracefully: balancers stop picking it at
 // once, Drain waits until its requests in flight have ended or ctx is done,
 // and then removes it from the pool. It returns ctx's error if requests
-// were still in flight when it gave up, or an error wrapping
-// [ErrUnknownServer] if s is not a member.
+// were still in flight when it gave up, an error wrapping
+// [ErrUnknownServer] if s is not a member, or an error if s is already
+// being drained.
 //
 // Draining is a state of the server: if it is also in other pools, they
 // stop picking it too until Drain returns. A pick that began just before
@@ -227,9 +231,13 @@ func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	if s == nil || p.Server(s.name) != s {
 		return fmt.Errorf("%w: %v", ErrUnknownServer, s)
 	}
+	if !s.setFlag(flagDraining) {
+		return fmt.Errorf("lb: drain %q: %w", s.name, errDraining)
+	}
+	// Done wakes ch when the count reaches 0 with the flag set; the count
+	// is read after ch is in place, so neither side can miss the other.
 	ch := make(chan struct{})
 	s.idle.Store(&ch)
-	s.setFlag(flagDraining)
 	var err error
 	if s.InFlight() > 0 {
 		select {
