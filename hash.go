@@ -22,19 +22,7 @@ type KeyFunc func(r *http.Request) string
 // forge. With no prefixes, X-Forwarded-For is ignored. It allocates nothing.
 func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 	trusted = slices.Clone(trusted)
-	isTrusted := func(s string) bool {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return false
-		}
-		a = a.Unmap()
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
+	isTrusted := func(s string) bool { return inPrefixes(trusted, s) }
 	return func(r *http.Request) string {
 		if r == nil {
 			return ""
@@ -64,6 +52,22 @@ func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 		}
 		return ip // every hop trusted: the first one
 	}
+}
+
+// inPrefixes reports whether the address addr (an IP, without a port) is
+// in one of prefixes.
+func inPrefixes(prefixes []netip.Prefix, addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostOnly returns the host of a "host:port" address, without brackets, or

@@ -614,20 +614,7 @@ func (p *Proxy) target(pr *httputil.ProxyRequest, s *Server) {
 
 // trusts reports whether the client of r is a trusted proxy.
 func (p *Proxy) trusts(r *http.Request) bool {
-	if len(p.o.trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	addr := ap.Addr().Unmap()
-	for _, pfx := range p.o.trusted {
-		if pfx.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return len(p.o.trusted) > 0 && inPrefixes(p.o.trusted, hostOnly(r.RemoteAddr))
 }
 
 // retryTransport sends the outbound request, and retries it on other
