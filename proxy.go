@@ -670,7 +670,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 // retryable reports whether the attempt that failed with err may be tried
 // again on another server.
 func (st *proxyState) retryable(req *http.Request, err error) bool {
-	if st.tries > st.p.o.retries || clientGone(st.in) || isTimeout(err) {
+	if st.tries > st.p.o.retries || clientGone(st.in) {
 		return false
 	}
 	bodyIntact := !st.hasBody || st.replay != nil || (st.tracked != nil && !st.tracked.read.Load())
@@ -678,9 +678,11 @@ func (st *proxyState) retryable(req *http.Request, err error) bool {
 		return false
 	}
 	if neverReached(err) {
-		return true
+		return true // a dial that timed out never reached the server either
 	}
-	return idempotent(req.Method) && (!st.hasBody || st.replay != nil)
+	// A timeout after the request was sent is not retried: the server may
+	// still be working on it.
+	return !isTimeout(err) && idempotent(req.Method) && (!st.hasBody || st.replay != nil)
 }
 
 // repick ends the failed attempt and picks a server not yet tried for the

@@ -898,3 +898,43 @@ func TestProxyDoesNotChangeTheInboundRequest(t *testing.T) {
 		assert.True(t, r.Body == body, "%s: the handler's request keeps its Body", method)
 	}
 }
+
+// dialTimeouts fails requests to one host as a dial that timed out (a
+// loopback socket cannot be made to time out on dial) and sends the rest
+// on.
+type dialTimeouts struct {
+	host string
+	next http.RoundTripper
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func (d dialTimeouts) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host == d.host {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutError{}}
+	}
+	return d.next.RoundTrip(r)
+}
+
+func TestProxyRetriesDialTimeout(t *testing.T) {
+	t.Parallel()
+	slow, err := NewServer("http://127.0.0.1:9", WithName("unreachable"))
+	require.NoError(t, err)
+	var got atomic.Value
+	live := backend(t, "live", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got.Store(string(body))
+	})
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	p := newTestProxy(t, []*Server{slow, live}, WithTransport(dialTimeouts{host: "127.0.0.1:9", next: tr}))
+	w := serve(p, "POST", "/", "payload")
+	assert.Equal(t, http.StatusOK, w.Code, "a dial timeout never reached the server: retried, even a POST")
+	assert.Equal(t, "payload", got.Load())
+	assert.EqualValues(t, 1, slow.Stats().Failures)
+	assertNoneInFlight(t, slow, live)
+}
