@@ -116,9 +116,10 @@ func WithRand(f func(n int) int) Option {
 }
 
 // WithStart fixes the position in its order where [RoundRobin] or
-// [WeightedRoundRobin] makes its first pick (0 is the first server of the
-// pool). Without it they start at a random position, so that many processes
-// started together do not send their first requests to the same server.
+// [WeightedRoundRobin] (or the default fallback of [ConsistentHash]) makes
+// its first pick (0 is the first server of the pool). Without it they start
+// at a random position, so that many processes started together do not
+// send their first requests to the same server. Other balancers reject it.
 func WithStart(i uint64) Option {
 	return func(c *config) error {
 		c.start = i
