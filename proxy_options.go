@@ -1,0 +1,218 @@
+package lb
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// A ProxyOption configures a [Proxy].
+type ProxyOption func(*proxyOptions) error
+
+type proxyOptions struct {
+	transport          http.RoundTripper
+	responseTimeout    time.Duration
+	logger             *slog.Logger
+	errorHandler       func(http.ResponseWriter, *http.Request, int, error)
+	retries            int
+	bodyLimit          int64
+	failures           int
+	cooldown           time.Duration
+	failStatus         map[int]bool
+	trusted            []netip.Prefix
+	noXForwarded       bool
+	preserveHost       bool
+	flushInterval      time.Duration
+	retryAfter         string
+	transportSetByUser bool
+	sticky             *sticky
+}
+
+// Defaults of the proxy options.
+const (
+	DefaultRetries        = 2                // retries of a failed request, when safe
+	DefaultRetryBodyLimit = 1 << 20          // bytes of body kept for retries
+	DefaultFailures       = 5                // consecutive failures that eject a server
+	DefaultCooldown       = 10 * time.Second // how long an ejected server stays out
+)
+
+// WithTransport sets the RoundTripper used to reach URL servers. The
+// default is a clone of [http.DefaultTransport] that ignores proxy
+// environment variables, keeps up to 256 idle connections per server, and
+// dials with a 5 s timeout.
+func WithTransport(rt http.RoundTripper) ProxyOption {
+	return func(o *proxyOptions) error {
+		if rt == nil {
+			return errors.New("WithTransport: nil RoundTripper")
+		}
+		o.transport, o.transportSetByUser = rt, true
+		return nil
+	}
+}
+
+// WithResponseHeaderTimeout bounds how long the default transport waits for
+// a server's response headers, after the request is written; past it the
+// client gets 504. The default is no limit beyond the client's own. With
+// [WithTransport], set the timeout on that transport instead.
+func WithResponseHeaderTimeout(d time.Duration) ProxyOption {
+	return func(o *proxyOptions) error {
+		if d < 0 {
+			return fmt.Errorf("WithResponseHeaderTimeout: negative duration %v", d)
+		}
+		o.responseTimeout = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger for errors and health transitions. The default
+// is [slog.Default].
+func WithLogger(l *slog.Logger) ProxyOption {
+	return func(o *proxyOptions) error {
+		if l == nil {
+			return errors.New("WithLogger: nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithErrorHandler sets a function that writes the error response instead
+// of the default short text page. code is the status the proxy would send
+// (502, 503 or 504) and err the cause, which must not be shown to clients.
+// The outcome has been recorded (Done called) before it runs.
+func WithErrorHandler(f func(w http.ResponseWriter, r *http.Request, code int, err error)) ProxyOption {
+	return func(o *proxyOptions) error {
+		if f == nil {
+			return errors.New("WithErrorHandler: nil function")
+		}
+		o.errorHandler = f
+		return nil
+	}
+}
+
+// WithRetries sets how many times a failed request may be retried on other
+// servers, when retrying is safe (see [Proxy]). The default is
+// [DefaultRetries]; 0 turns retries off.
+func WithRetries(n int) ProxyOption {
+	return func(o *proxyOptions) error {
+		if n < 0 {
+			return fmt.Errorf("WithRetries: negative count %d", n)
+		}
+		o.retries = n
+		return nil
+	}
+}
+
+// WithRetryBodyLimit sets the size up to which the body of an idempotent
+// request is buffered so that it can be sent again on a retry. A larger
+// body is streamed and the request is not retried (unless it never reached
+// a server). The default is [DefaultRetryBodyLimit]; 0 buffers nothing.
+func WithRetryBodyLimit(n int64) ProxyOption {
+	return func(o *proxyOptions) error {
+		if n < 0 {
+			return fmt.Errorf("WithRetryBodyLimit: negative size %d", n)
+		}
+		o.bodyLimit = n
+		return nil
+	}
+}
+
+// WithPassiveHealth ejects a server for cooldown after failures consecutive
+// failed requests. The defaults are [DefaultFailures] and
+// [DefaultCooldown]; failures 0 turns passive health off.
+//
+// Ejection is its own state of the server, apart from the health that a
+// [HealthChecker] sets: when the cool-down ends the server takes traffic
+// again, unless an active checker has marked it down meanwhile, in which
+// case it waits for the checker to bring it back. Ejection is shared by
+// every proxy and balancer over the server.
+func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
+	return func(o *proxyOptions) error {
+		if failures < 0 {
+			return fmt.Errorf("WithPassiveHealth: negative failure count %d", failures)
+		}
+		if failures > 0 && cooldown <= 0 {
+			return fmt.Errorf("WithPassiveHealth: cool-down %v is not positive", cooldown)
+		}
+		o.failures, o.cooldown = failures, cooldown
+		return nil
+	}
+}
+
+// WithFailureStatus sets the response statuses that count as failures of
+// the server for passive health. The default is 502, 503 and 504. Transport
+// errors always count; a client that went away never does.
+func WithFailureStatus(codes ...int) ProxyOption {
+	return func(o *proxyOptions) error {
+		set := make(map[int]bool, len(codes))
+		for _, c := range codes {
+			if c < 100 || c > 999 {
+				return fmt.Errorf("WithFailureStatus: invalid status %d", c)
+			}
+			set[c] = true
+		}
+		o.failStatus = set
+		return nil
+	}
+}
+
+// WithTrustedProxies names the addresses of proxies in front of this one
+// whose forwarding headers (X-Forwarded-For, X-Forwarded-Host,
+// X-Forwarded-Proto, Forwarded) are kept and extended. From any other
+// client they are dropped. The default trusts no one.
+func WithTrustedProxies(prefixes ...netip.Prefix) ProxyOption {
+	return func(o *proxyOptions) error {
+		for _, p := range prefixes {
+			if !p.IsValid() {
+				return fmt.Errorf("WithTrustedProxies: invalid prefix %v", p)
+			}
+		}
+		o.trusted = append(o.trusted, prefixes...)
+		return nil
+	}
+}
+
+// WithoutXForwarded stops the proxy from setting X-Forwarded-For,
+// X-Forwarded-Host and X-Forwarded-Proto on outbound requests.
+func WithoutXForwarded() ProxyOption {
+	return func(o *proxyOptions) error {
+		o.noXForwarded = true
+		return nil
+	}
+}
+
+// WithPreserveHost sends the client's Host header to the server, instead of
+// the host of the server's URL (the default).
+func WithPreserveHost() ProxyOption {
+	return func(o *proxyOptions) error {
+		o.preserveHost = true
+		return nil
+	}
+}
+
+// WithFlushInterval sets how often a response is flushed to the client
+// while it is copied; a negative value flushes after every write. Streaming
+// responses (server-sent events, unknown length) are always flushed at
+// once. The default is 0: no periodic flush.
+func WithFlushInterval(d time.Duration) ProxyOption {
+	return func(o *proxyOptions) error {
+		o.flushInterval = d
+		return nil
+	}
+}
+
+// WithRetryAfter sets the Retry-After header of 503 answers, in whole
+// seconds. The default is 1 second.
+func WithRetryAfter(d time.Duration) ProxyOption {
+	return func(o *proxyOptions) error {
+		if d < time.Second {
+			return fmt.Errorf("WithRetryAfter: %v is below one second", d)
+		}
+		o.retryAfter = strconv.Itoa(int(d / time.Second))
+		return nil
+	}
+}
