@@ -1,6 +1,6 @@
 module github.com/balancekit/lb/benchmarks
 
-go 1.25
+go 1.26
 
 replace github.com/balancekit/lb => ../
 
