@@ -45,6 +45,10 @@ type HealthChecker struct {
 	state   map[*Server]*probeState // per server: consecutive results
 
 	probes, failures, downs, ups atomic.Uint64
+
+	// live counts the probe goroutines that Run and CheckOnce have started
+	// and that have not yet returned; tests read it.
+	live atomic.Int64
 }
 
 // probeState is one server's run of results. It is guarded by its own
@@ -316,7 +320,7 @@ func (hc *HealthChecker) Run(ctx context.Context) error {
 			pctx, cancel := context.WithCancel(ctx)
 			probers[s] = cancel
 			st := hc.track(s, !first)
-			wg.Go(func() { hc.loop(pctx, s, st) })
+			hc.goProbe(&wg, func() { hc.loop(pctx, s, st) })
 		}
 		for s, cancel := range probers {
 			if !members[s] {
@@ -341,7 +345,7 @@ func (hc *HealthChecker) CheckOnce(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, s := range hc.pool.Servers() {
 		st := hc.track(s, false)
-		wg.Go(func() { hc.probeAndApply(ctx, s, st) })
+		hc.goProbe(&wg, func() { hc.probeAndApply(ctx, s, st) })
 	}
 	wg.Wait()
 	// Forget servers that have left the pool, which Run does for the
@@ -353,6 +357,15 @@ func (hc *HealthChecker) CheckOnce(ctx context.Context) {
 			delete(hc.state, s)
 		}
 	}
+}
+
+// goProbe runs f in a goroutine of wg, counted in hc.live while it runs.
+func (hc *HealthChecker) goProbe(wg *sync.WaitGroup, f func()) {
+	hc.live.Add(1)
+	wg.Go(func() {
+		defer hc.live.Add(-1)
+		f()
+	})
 }
 
 // track returns the state of s, making it on first sight. joined tells
