@@ -21,8 +21,9 @@ import (
 // passes (HAProxy's rise and fall; defaults 2 and 3), which keeps a flapping
 // server from thrashing in and out.
 //
-// By default a probe is an HTTP GET of "/" on a URL server, or a call of an
-// in-process server's handler, and passes on a status from 200 to 399 within
+// By default a probe is an HTTP GET of "/" on a URL server (with the
+// credentials of its URL, as [NewServer] says), or a call of an in-process
+// server's handler, and passes on a status from 200 to 399 within
 // 2 s; [WithCheckFunc] replaces it with any check (a TCP dial, a gRPC health
 // call). Servers are probed every 5 s while up and every 2 s while down, each
 // interval varied by up to ±10% so that probes do not march in step.
@@ -482,9 +483,16 @@ func (hc *HealthChecker) probe(ctx context.Context, s *Server) (err error) {
 func (hc *HealthChecker) probeURL(ctx context.Context, s *Server) error {
 	u := *s.url
 	u.Path, u.RawPath, u.RawQuery = hc.o.path, "", ""
+	// The user info goes in the header, as the Proxy sends it, and not in
+	// the URL, which the client's errors (logged) would show.
+	u.User = nil
 	req, err := http.NewRequestWithContext(ctx, hc.o.method, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("lb: probe: %w", err)
+	}
+	if user := s.url.User; user != nil {
+		password, _ := user.Password()
+		req.SetBasicAuth(user.Username(), password)
 	}
 	req.Header.Set("User-Agent", "lb-health-check")
 	resp, err := hc.o.client.Do(req)
