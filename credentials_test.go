@@ -129,7 +129,7 @@ func TestStatusHidesUserInfo(t *testing.T) {
 	p, err := NewPool(a, b)
 	require.NoError(t, err)
 	for _, accept := range []string{"application/json", "text/html"} {
-		for name, h := range map[string]http.Handler{"status": StatusHandler(p), "admin": AdminHandler(p)} {
+		for name, h := range map[string]http.Handler{"status": StatusHandler(p), "admin": newAdmin(t, p)} {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("Accept", accept)
