@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
@@ -76,6 +77,7 @@ type healthOptions struct {
 	jitter           float64
 	rise, fall       int
 	probe            func(context.Context, *Server) error
+	rand             func() float64 // draws the jitter, in [0, 1)
 	logger           *slog.Logger
 	slowStart        time.Duration
 	startDown        bool
@@ -144,7 +146,9 @@ func WithCheckInterval(up, down time.Duration) HealthOption {
 }
 
 // WithCheckJitter varies each interval at random by up to the fraction f of
-// it, either way. The default is 0.1; 0 makes probes strictly periodic.
+// it, either way. The default is 0.1; 0 makes probes strictly periodic. An
+// interval the jitter would take past the largest [time.Duration] is capped
+// there.
 func WithCheckJitter(f float64) HealthOption {
 	return func(o *healthOptions) error {
 		if !(f >= 0 && f < 1) {
@@ -247,6 +251,7 @@ func NewHealthChecker(pool *Pool, opts ...HealthOption) (*HealthChecker, error) 
 		jitter:       0.1,
 		rise:         2,
 		fall:         3,
+		rand:         rand.Float64,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -418,11 +423,22 @@ func (hc *HealthChecker) loop(ctx context.Context, s *Server, st *probeState) {
 		if !s.Healthy() {
 			interval = hc.o.downInterval
 		}
-		if j := hc.o.jitter; j > 0 {
-			interval = time.Duration(float64(interval) * (1 + j*(2*rand.Float64()-1)))
-		}
-		timer.Reset(interval)
+		timer.Reset(jittered(interval, hc.o.jitter, hc.o.rand()))
 	}
+}
+
+// jittered returns d varied by up to the fraction f of it, either way: by
+// -f at r = 0 and towards +f as r approaches 1. It saturates at the largest
+// Duration rather than overflow, and stays above 0.
+func jittered(d time.Duration, f, r float64) time.Duration {
+	if f == 0 {
+		return d
+	}
+	v := float64(d) * (1 + f*(2*r-1))
+	if v >= math.MaxInt64 { // float64(math.MaxInt64) is 2^63, past the largest int64
+		return math.MaxInt64
+	}
+	return max(time.Duration(v), 1)
 }
 
 // probeAndApply probes s once and updates its health. It reports false if
