@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync/atomic"
 	"testing"
@@ -67,4 +68,42 @@ func TestHealthHugeIntervalsNeverFireEarly(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 	})
+}
+
+func TestHealthAndPoolNumbersAtTheEdges(t *testing.T) {
+	t.Parallel()
+	p, _ := newTestPool(t, 1)
+	rejected := []struct {
+		opt  HealthOption
+		want string
+	}{
+		{WithCheckStatus(99, 200), "WithCheckStatus: invalid range 99 to 200"},
+		{WithCheckStatus(200, 1000), "WithCheckStatus: invalid range 200 to 1000"},
+		{WithCheckStatus(math.MinInt, math.MaxInt), fmt.Sprintf("WithCheckStatus: invalid range %d to %d", math.MinInt, math.MaxInt)},
+		{WithCheckTimeout(math.MinInt64), "WithCheckTimeout: -2562047h47m16.854775808s is not positive"},
+		{WithCheckInterval(math.MinInt64, time.Second), "WithCheckInterval: intervals -2562047h47m16.854775808s and 1s must be positive"},
+		{WithCheckJitter(math.NaN()), "WithCheckJitter: fraction NaN is not in [0, 1)"},
+		{WithCheckJitter(math.Inf(1)), "WithCheckJitter: fraction +Inf is not in [0, 1)"},
+		{WithCheckJitter(-0.1), "WithCheckJitter: fraction -0.1 is not in [0, 1)"},
+		{WithRiseFall(1, math.MinInt), fmt.Sprintf("WithRiseFall: rise 1 and fall %d must be at least 1", math.MinInt)},
+		{WithSlowStart(math.MinInt64), "WithSlowStart: negative window -2562047h47m16.854775808s"},
+	}
+	for _, tt := range rejected {
+		_, err := NewHealthChecker(p, tt.opt)
+		assert.ErrorContains(t, err, "lb: NewHealthChecker: "+tt.want)
+	}
+	// The largest values are accepted: they mean "practically never".
+	for _, opt := range []HealthOption{
+		WithCheckTimeout(math.MaxInt64), WithCheckInterval(math.MaxInt64, math.MaxInt64),
+		WithCheckJitter(math.Nextafter(1, 0)), WithRiseFall(math.MaxInt, math.MaxInt), WithSlowStart(math.MaxInt64),
+	} {
+		_, err := NewHealthChecker(p, opt)
+		assert.NoError(t, err)
+	}
+
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -0.1, 1.5, math.MaxFloat64} {
+		err := p.SetPanicThreshold(v)
+		assert.ErrorContains(t, err, fmt.Sprintf("lb: SetPanicThreshold: threshold %v is not between 0 and 1", v))
+	}
+	assert.NoError(t, p.SetPanicThreshold(math.SmallestNonzeroFloat64))
 }
