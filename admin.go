@@ -29,7 +29,8 @@ import (
 // Requests that change the pool (every method but GET and HEAD) must have
 // the Content-Type application/json, or they are answered 415: a web page
 // cannot send that type to another site without the browser asking first
-// (a CORS preflight), which this handler never grants. A request with an
+// (a CORS preflight), which this handler grants only to the origins
+// [WithAdminOrigins] allows. A request with an
 // Origin header, which browsers add, is answered 403 unless
 // [WithAdminOrigins] allows its origin, and [WithAdminHosts] limits the
 // Host headers accepted (against DNS rebinding). Together they keep a web
