@@ -13,9 +13,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// newAdmin returns AdminHandler(p, opts...).
+func newAdmin(t testing.TB, p *Pool, opts ...AdminOption) http.Handler {
+	t.Helper()
+	h, err := AdminHandler(p, opts...)
+	require.NoError(t, err)
+	return h
+}
+
+// adminDo sends a request to h, as JSON unless it is a GET or HEAD, and
+// returns the status and the decoded JSON answer.
 func adminDo(h http.Handler, method, target, body string) (int, map[string]any) {
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(method, target, strings.NewReader(body)))
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	if method != http.MethodGet && method != http.MethodHead {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	h.ServeHTTP(w, r)
 	var out map[string]any
 	_ = json.Unmarshal(w.Body.Bytes(), &out)
 	return w.Code, out
@@ -24,7 +38,7 @@ func adminDo(h http.Handler, method, target, body string) (int, map[string]any) 
 func TestAdminAddRemove(t *testing.T) {
 	t.Parallel()
 	p, _ := newTestPool(t, 1)
-	h := AdminHandler(p)
+	h := newAdmin(t, p)
 
 	code, out := adminDo(h, "POST", "/", `{"url": "http://10.0.0.9:8080", "weight": 3}`)
 	assert.Equal(t, http.StatusCreated, code)
@@ -66,7 +80,7 @@ func TestAdminDrain(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p, servers := newTestPool(t, 1, 1)
-		h := AdminHandler(p)
+		h := newAdmin(t, p)
 		held := servers[0].Acquire()
 
 		code, out := adminDo(h, "POST", "/drain?name=s0&timeout=1s", "")
@@ -91,7 +105,7 @@ func TestAdminDrainTwice(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p, servers := newTestPool(t, 1)
-		h := AdminHandler(p)
+		h := newAdmin(t, p)
 		held := servers[0].Acquire()
 		first := make(chan int, 1)
 		go func() {

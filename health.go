@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
@@ -21,8 +22,9 @@ import (
 // passes (HAProxy's rise and fall; defaults 2 and 3), which keeps a flapping
 // server from thrashing in and out.
 //
-// By default a probe is an HTTP GET of "/" on a URL server, or a call of an
-// in-process server's handler, and passes on a status from 200 to 399 within
+// By default a probe is an HTTP GET of "/" on a URL server (with the
+// credentials of its URL, as [NewServer] says), or a call of an in-process
+// server's handler, and passes on a status from 200 to 399 within
 // 2 s; [WithCheckFunc] replaces it with any check (a TCP dial, a gRPC health
 // call). Servers are probed every 5 s while up and every 2 s while down, each
 // interval varied by up to ±10% so that probes do not march in step.
@@ -45,6 +47,10 @@ type HealthChecker struct {
 	state   map[*Server]*probeState // per server: consecutive results
 
 	probes, failures, downs, ups atomic.Uint64
+
+	// live counts the probe goroutines that Run and CheckOnce have started
+	// and that have not yet returned; tests read it.
+	live atomic.Int64
 }
 
 // probeState is one server's run of results. It is guarded by its own
@@ -71,6 +77,7 @@ type healthOptions struct {
 	jitter           float64
 	rise, fall       int
 	probe            func(context.Context, *Server) error
+	rand             func() float64 // draws the jitter, in [0, 1)
 	logger           *slog.Logger
 	slowStart        time.Duration
 	startDown        bool
@@ -139,7 +146,9 @@ func WithCheckInterval(up, down time.Duration) HealthOption {
 }
 
 // WithCheckJitter varies each interval at random by up to the fraction f of
-// it, either way. The default is 0.1; 0 makes probes strictly periodic.
+// it, either way. The default is 0.1; 0 makes probes strictly periodic. An
+// interval the jitter would take past the largest [time.Duration] is capped
+// there.
 func WithCheckJitter(f float64) HealthOption {
 	return func(o *healthOptions) error {
 		if !(f >= 0 && f < 1) {
@@ -242,6 +251,7 @@ func NewHealthChecker(pool *Pool, opts ...HealthOption) (*HealthChecker, error) 
 		jitter:       0.1,
 		rise:         2,
 		fall:         3,
+		rand:         rand.Float64,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -316,7 +326,7 @@ func (hc *HealthChecker) Run(ctx context.Context) error {
 			pctx, cancel := context.WithCancel(ctx)
 			probers[s] = cancel
 			st := hc.track(s, !first)
-			wg.Go(func() { hc.loop(pctx, s, st) })
+			hc.goProbe(&wg, func() { hc.loop(pctx, s, st) })
 		}
 		for s, cancel := range probers {
 			if !members[s] {
@@ -341,7 +351,7 @@ func (hc *HealthChecker) CheckOnce(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, s := range hc.pool.Servers() {
 		st := hc.track(s, false)
-		wg.Go(func() { hc.probeAndApply(ctx, s, st) })
+		hc.goProbe(&wg, func() { hc.probeAndApply(ctx, s, st) })
 	}
 	wg.Wait()
 	// Forget servers that have left the pool, which Run does for the
@@ -353,6 +363,15 @@ func (hc *HealthChecker) CheckOnce(ctx context.Context) {
 			delete(hc.state, s)
 		}
 	}
+}
+
+// goProbe runs f in a goroutine of wg, counted in hc.live while it runs.
+func (hc *HealthChecker) goProbe(wg *sync.WaitGroup, f func()) {
+	hc.live.Add(1)
+	wg.Go(func() {
+		defer hc.live.Add(-1)
+		f()
+	})
 }
 
 // track returns the state of s, making it on first sight. joined tells
@@ -404,11 +423,22 @@ func (hc *HealthChecker) loop(ctx context.Context, s *Server, st *probeState) {
 		if !s.Healthy() {
 			interval = hc.o.downInterval
 		}
-		if j := hc.o.jitter; j > 0 {
-			interval = time.Duration(float64(interval) * (1 + j*(2*rand.Float64()-1)))
-		}
-		timer.Reset(interval)
+		timer.Reset(jittered(interval, hc.o.jitter, hc.o.rand()))
 	}
+}
+
+// jittered returns d varied by up to the fraction f of it, either way: by
+// -f at r = 0 and towards +f as r approaches 1. It saturates at the largest
+// Duration rather than overflow, and stays above 0.
+func jittered(d time.Duration, f, r float64) time.Duration {
+	if f == 0 {
+		return d
+	}
+	v := float64(d) * (1 + f*(2*r-1))
+	if v >= math.MaxInt64 { // float64(math.MaxInt64) is 2^63, past the largest int64
+		return math.MaxInt64
+	}
+	return max(time.Duration(v), 1)
 }
 
 // probeAndApply probes s once and updates its health. It reports false if
@@ -469,9 +499,16 @@ func (hc *HealthChecker) probe(ctx context.Context, s *Server) (err error) {
 func (hc *HealthChecker) probeURL(ctx context.Context, s *Server) error {
 	u := *s.url
 	u.Path, u.RawPath, u.RawQuery = hc.o.path, "", ""
+	// The user info goes in the header, as the Proxy sends it, and not in
+	// the URL, which the client's errors (logged) would show.
+	u.User = nil
 	req, err := http.NewRequestWithContext(ctx, hc.o.method, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("lb: probe: %w", err)
+	}
+	if user := s.url.User; user != nil {
+		password, _ := user.Password()
+		req.SetBasicAuth(user.Username(), password)
 	}
 	req.Header.Set("User-Agent", "lb-health-check")
 	resp, err := hc.o.client.Do(req)

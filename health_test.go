@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -246,23 +245,22 @@ func TestHealthFollowsPool(t *testing.T) {
 }
 
 func TestHealthRunStopsEverything(t *testing.T) {
-	// Not parallel: counts the process's goroutines.
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, ones(20)...)
 		hc, err := NewHealthChecker(p, quietCheck, WithCheckFunc(func(ctx context.Context, s *Server) error {
 			return nil
 		}))
 		require.NoError(t, err)
-		before := runtime.NumGoroutine()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- hc.Run(ctx) }()
 		synctest.Wait()
-		assert.GreaterOrEqual(t, runtime.NumGoroutine(), before+21, "one prober per server")
+		assert.EqualValues(t, 20, hc.live.Load(), "one prober per server")
 		assert.ErrorContains(t, hc.Run(ctx), "already running")
 		cancel()
 		require.NoError(t, <-done)
-		assert.LessOrEqual(t, runtime.NumGoroutine(), before, "nothing left behind")
+		assert.Zero(t, hc.live.Load(), "nothing left behind once Run returns")
 	})
 }
 

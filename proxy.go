@@ -321,6 +321,16 @@ func (p *Proxy) target(pr *httputil.ProxyRequest, s *Server) {
 	if p.o.preserveHost {
 		pr.Out.Host = pr.In.Host
 	}
+	// The credentials of the server's URL, unless the client sent its own
+	// (see NewServer); a retry must not carry the last server's.
+	if _, own := pr.In.Header["Authorization"]; !own {
+		if user := s.url.User; user != nil {
+			password, _ := user.Password()
+			pr.Out.SetBasicAuth(user.Username(), password)
+		} else {
+			pr.Out.Header.Del("Authorization")
+		}
+	}
 }
 
 // trusts reports whether the client of r is a trusted proxy.

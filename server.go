@@ -101,7 +101,7 @@ func WithWeight(w int) ServerOption {
 // WithName sets the server's name, which identifies it in its pools (no two
 // members of a pool share a name), in logs, in statistics and, for the
 // hashing balancers, in the hash. The default for a URL server is the URL as
-// given to [NewServer].
+// given to [NewServer], without its user info.
 func WithName(name string) ServerOption {
 	return func(o *serverOptions) { o.name, o.nameSet = name, true }
 }
@@ -116,15 +116,35 @@ func WithDown() ServerOption {
 // scheme and a host, such as "http://10.0.0.1:8080" or
 // "https://api.internal/v1". Note that "localhost:8080" is rejected: it
 // parses as the scheme "localhost" with no host.
+//
+// User info in raw ("https://user:password@host") is a credential: a
+// [Proxy] sends it on every request it forwards to the server, as HTTP
+// Basic authentication, unless the client's request has an Authorization
+// header of its own (which is then forwarded as it is), and the HTTP probes
+// of a [HealthChecker] send it too, so that a probe sees what clients see.
+// It is never shown or logged: the default name, [Stats].URL, log lines and
+// errors leave it out (errors about a URL that does not parse replace it
+// with "***").
 func NewServer(raw string, opts ...ServerOption) (*Server, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("lb: server URL %q: %w", raw, err)
+		shown, redacted := redactRaw(raw)
+		var uerr *url.Error
+		if redacted || !errors.As(err, &uerr) {
+			// The parser's message may quote part of the user info.
+			return nil, fmt.Errorf("lb: server URL %q: does not parse as a URL", shown)
+		}
+		return nil, fmt.Errorf("lb: server URL %q: %w", shown, uerr.Err)
+	}
+	name := raw
+	if u.User != nil {
+		name = withoutUserinfo(raw)
 	}
 	if u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("lb: server URL %q: missing scheme or host (want scheme://host[:port])", raw)
+		shown, _ := redactRaw(raw)
+		return nil, fmt.Errorf("lb: server URL %q: missing scheme or host (want scheme://host[:port])", shown)
 	}
-	return newServer(fmt.Sprintf("server URL %q", raw), raw, u, nil, opts)
+	return newServer(fmt.Sprintf("server URL %q", name), name, u, nil, opts)
 }
 
 // NewHandlerServer returns a server that calls h in process, with no network
@@ -172,7 +192,7 @@ func (s *Server) Name() string { return s.name }
 func (s *Server) String() string { return s.name }
 
 // URL returns a copy of the URL the server forwards to, or nil for a handler
-// server.
+// server. The copy keeps the URL's user info: show [Stats].URL instead.
 func (s *Server) URL() *url.URL {
 	if s.url == nil {
 		return nil
@@ -333,7 +353,7 @@ func (s *Server) signalIdle() {
 // traffic they may be a few requests apart.
 type Stats struct {
 	Name     string `json:"name"`
-	URL      string `json:"url,omitempty"` // empty for a handler server
+	URL      string `json:"url,omitempty"` // without user info; empty for a handler server
 	Weight   int    `json:"weight"`
 	Healthy  bool   `json:"healthy"`
 	Draining bool   `json:"draining"`
@@ -370,7 +390,7 @@ func (s *Server) Stats() Stats {
 		LastLatency: time.Duration(s.latency.Load()),
 	}
 	if s.url != nil {
-		st.URL = s.url.Redacted()
+		st.URL = displayURL(s.url)
 	}
 	return st
 }

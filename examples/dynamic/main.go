@@ -5,11 +5,12 @@
 //	curl 127.0.0.1:8080/                                   # traffic
 //	curl 127.0.0.1:8081/admin/                             # the pool, as JSON
 //	curl -X POST 127.0.0.1:8081/demo                       # start one more demo backend and add it
-//	curl -X POST -d '{"url":"http://127.0.0.1:9000","weight":2}' 127.0.0.1:8081/admin/
-//	curl -X POST '127.0.0.1:8081/admin/drain?name=demo-1'  # drain, then remove
-//	curl -X DELETE '127.0.0.1:8081/admin/?name=demo-2'     # remove at once
+//	curl -X POST -H 'Content-Type: application/json' -d '{"url":"http://127.0.0.1:9000","weight":2}' 127.0.0.1:8081/admin/
+//	curl -X POST -H 'Content-Type: application/json' '127.0.0.1:8081/admin/drain?name=demo-1'  # drain, then remove
+//	curl -X DELETE -H 'Content-Type: application/json' '127.0.0.1:8081/admin/?name=demo-2'     # remove at once
 //
 // The admin API listens on its own loopback address, apart from traffic.
+// Its changes must be sent as JSON (Content-Type: application/json).
 package main
 
 import (
@@ -105,8 +106,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
+	adminAPI, err := lb.AdminHandler(&pool)
+	if err != nil {
+		return err
+	}
 	admin := http.NewServeMux()
-	admin.Handle("/admin/", http.StripPrefix("/admin", lb.AdminHandler(&pool)))
+	admin.Handle("/admin/", http.StripPrefix("/admin", adminAPI))
 	admin.HandleFunc("POST /demo", func(w http.ResponseWriter, r *http.Request) {
 		s, err := d.start()
 		if err == nil {

@@ -50,26 +50,43 @@ func main() {
 // errUsage marks errors in the command line.
 var errUsage = errors.New("usage")
 
-// backendFlag collects -backend URL[=weight] values.
-type backendFlag []*lb.Server
+// backendFlag collects the -backend URL[=weight] values as given; run
+// checks them once the flags are parsed, so that an error never quotes a
+// URL's user info (the flag package would quote the whole value).
+type backendFlag []string
 
-func (b *backendFlag) String() string { return fmt.Sprint(*b) }
+func (b *backendFlag) String() string { return fmt.Sprint(len(*b), " backends") }
 
 func (b *backendFlag) Set(v string) error {
-	raw, weight := v, 1
-	if i := strings.LastIndex(v, "="); i >= 0 {
-		w, err := strconv.Atoi(v[i+1:])
-		if err != nil {
-			return fmt.Errorf("weight %q is not a number", v[i+1:])
-		}
-		raw, weight = v[:i], w
-	}
-	s, err := lb.NewServer(raw, lb.WithWeight(weight))
-	if err != nil {
-		return err
-	}
-	*b = append(*b, s)
+	*b = append(*b, v)
 	return nil
+}
+
+// servers returns one server per -backend value, or an error naming the
+// value without its user info.
+func (b backendFlag) servers() ([]*lb.Server, error) {
+	var servers []*lb.Server
+	seen := map[string]bool{}
+	for _, v := range b {
+		raw, weight := v, 1
+		if i := strings.LastIndex(v, "="); i >= 0 {
+			w, err := strconv.Atoi(v[i+1:])
+			if err != nil {
+				return nil, fmt.Errorf("invalid value for flag -backend: weight %q is not a number", v[i+1:])
+			}
+			raw, weight = v[:i], w
+		}
+		s, err := lb.NewServer(raw, lb.WithWeight(weight))
+		if err != nil {
+			return nil, fmt.Errorf("invalid value for flag -backend: %w", err)
+		}
+		if seen[s.Name()] {
+			return nil, fmt.Errorf("invalid value for flag -backend: %s given twice", s.Name())
+		}
+		seen[s.Name()] = true
+		servers = append(servers, s)
+	}
+	return servers, nil
 }
 
 // run serves until ctx is done, then shuts down gracefully.
@@ -86,12 +103,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
+	// Errors found after parsing are reported as the flag package reports
+	// its own: the error, then the usage.
+	usage := func(err error) error {
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+		return usage(fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	servers, err := backends.servers()
+	if err != nil {
+		return usage(err)
 	}
 	logger := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	servers := []*lb.Server(backends)
 	if len(servers) == 0 {
 		demo, stopDemo, err := startDemoBackends()
 		if err != nil {
