@@ -24,7 +24,12 @@ import (
 //
 //   - 503 Service Unavailable, with Retry-After, when no server is available;
 //   - 502 Bad Gateway when the server could not be reached or failed;
-//   - 504 Gateway Timeout when it did not answer in time.
+//   - 504 Gateway Timeout when it did not answer in time;
+//   - 400 Bad Request when the client's request body could not be read
+//     (malformed or cut short), 413 Request Entity Too Large when it was
+//     over a size limit such as an [http.MaxBytesHandler] around the proxy.
+//     That is the client's fault: it is not retried and not counted against
+//     the server (see [ErrClientBody]).
 //
 // # Retries
 //
@@ -43,7 +48,8 @@ import (
 // A server whose requests fail several times in a row (transport errors, and
 // the statuses 502, 503 and 504 by default) is ejected: balancers skip it
 // for a cool-down, after which it takes traffic again. A client that goes
-// away is never counted against a server. See [WithPassiveHealth].
+// away, or whose request body cannot be read, is never counted against a
+// server. See [WithPassiveHealth].
 //
 // # Headers
 //
@@ -164,7 +170,8 @@ type proxyState struct {
 	more  []*Server     // and any beyond them
 
 	replay  []byte       // the whole body, kept for retries; nil if not kept
-	tracked *trackedBody // the body, if it is streamed
+	tracked *trackedBody // the body, if it is streamed: &body
+	body    trackedBody
 	hasBody bool
 
 	pinned *Server // the server the request's sticky cookie named, if any
@@ -176,6 +183,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, ok := p.prepareBody(w, r, st)
 	if !ok {
 		return
+	}
+	if st.tracked != nil {
+		// Nothing reads the client's body once the handler has returned.
+		defer st.tracked.closed.Store(true)
 	}
 	st.in = r
 	var res PickResult
@@ -217,6 +228,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(sw, r)
 		if !sw.written {
 			st.info.StatusCode = http.StatusOK
+		}
+		if err := st.bodyError(); err != nil {
+			st.fail(err)
 		}
 		return
 	}
@@ -336,14 +350,23 @@ func (p *Proxy) handleError(w http.ResponseWriter, out *http.Request, err error)
 		code = http.StatusGatewayTimeout
 	}
 	in := out
+	var bodyErr error
 	if st != nil {
 		in = st.in
+		if bodyErr = st.bodyError(); bodyErr != nil {
+			// The client's body broke while it was sent on: the
+			// client's fault, whatever the transport made of it.
+			err, code = bodyErr, clientBodyStatus(bodyErr)
+		}
 		st.fail(err)
 		st.end()
 	}
 	if clientGone(in) {
 		p.o.logger.LogAttrs(in.Context(), slog.LevelDebug, "lb: client went away",
 			slog.String("method", in.Method), slog.String("path", in.URL.Path))
+	} else if bodyErr != nil {
+		p.o.logger.LogAttrs(in.Context(), slog.LevelDebug, "lb: bad request body",
+			slog.String("method", in.Method), slog.String("path", in.URL.Path), slog.Any("err", bodyErr))
 	} else if st != nil {
 		p.logError(in, code, st.res.Server, err)
 	}

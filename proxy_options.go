@@ -82,7 +82,9 @@ func WithLogger(l *slog.Logger) ProxyOption {
 
 // WithErrorHandler sets a function that writes the error response instead
 // of the default short text page. code is the status the proxy would send
-// (502, 503 or 504) and err the cause, which must not be shown to clients.
+// (502, 503 or 504; 400 or 413 when the client's request body could not be
+// read, see [ErrClientBody]) and err the cause, which must not be shown to
+// clients.
 // The outcome has been recorded (Done called) before it runs.
 func WithErrorHandler(f func(w http.ResponseWriter, r *http.Request, code int, err error)) ProxyOption {
 	return func(o *proxyOptions) error {
@@ -145,7 +147,8 @@ func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
 
 // WithFailureStatus sets the response statuses that count as failures of
 // the server for passive health. The default is 502, 503 and 504. Transport
-// errors always count; a client that went away never does.
+// errors always count; a client that went away, or whose request body could
+// not be read, never does.
 func WithFailureStatus(codes ...int) ProxyOption {
 	return func(o *proxyOptions) error {
 		set := make(map[int]bool, len(codes))
