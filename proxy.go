@@ -38,7 +38,9 @@ import (
 // failed) and the request body was not read, whatever the method; or the
 // method is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) and the body,
 // if any, could be kept to send again (it is buffered up to a limit, 1 MiB by
-// default; a larger body is streamed and not retried). A POST that may have
+// default; a larger body is streamed and not retried, and so is the body of
+// a request with "Expect: 100-continue", which the server sees before the
+// client is told to send the body). A POST that may have
 // reached the server is never retried, and neither is a timeout: the server
 // may still be working on the request. Retries happen before anything is
 // written to the client, and go to URL servers only. See [WithRetries].
@@ -235,6 +237,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	if st.tracked != nil && expectsContinue(r) {
+		w = continueWriter{w}
+	}
 	p.rp.ServeHTTP(w, st.in)
 }
 
