@@ -63,6 +63,12 @@ import (
 // header is the target's unless [WithPreserveHost] is given. An "Upgrade:
 // h2c" request is forwarded without the upgrade.
 //
+// An in-process handler server gets a clone of the request cleaned and
+// rewritten by the same rules, so it sees the headers a URL server would,
+// with two differences: its Host is the client's (it has no host of its
+// own), and it is not sent the Accept-Encoding: gzip that the transport
+// adds, for a URL server, to a request that names no encoding.
+//
 // # Streaming
 //
 // Server-sent events and responses of unknown length are flushed as they
@@ -181,6 +187,12 @@ type proxyState struct {
 
 // ServeHTTP sends r to a server and copies the answer back to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if up := upgradeType(r.Header); up != "" && !printable(up) {
+		// The reverse proxy refuses it too: the client's fault, not a
+		// server's.
+		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
+		return
+	}
 	st := &proxyState{p: p}
 	r, ok := p.prepareBody(w, r, st)
 	if !ok {
@@ -222,12 +234,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		st.end()
 	}()
+	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if h := res.Server.handler; h != nil {
 		if p.o.sticky != nil && st.pinned != res.Server {
 			w.Header().Add("Set-Cookie", p.o.sticky.cookie(r, res.Server))
 		}
 		sw := &statusWriter{ResponseWriter: w, st: st}
-		h.ServeHTTP(sw, r)
+		h.ServeHTTP(sw, p.handlerRequest(st.in))
 		if !sw.written {
 			st.info.StatusCode = http.StatusOK
 		}
@@ -236,7 +249,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if st.tracked != nil && expectsContinue(r) {
 		w = continueWriter{w}
 	}
@@ -334,8 +346,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// target points the outbound request at server s.
+// target points the outbound request at server s. A handler server has no
+// URL: its request keeps the client's URL and Host.
 func (p *Proxy) target(pr *httputil.ProxyRequest, s *Server) {
+	if s.url == nil {
+		return
+	}
 	pr.SetURL(s.url)
 	if p.o.preserveHost {
 		pr.Out.Host = pr.In.Host

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +121,74 @@ func TestProxyBrokenInboundBodyIsTheClientsFault(t *testing.T) {
 			assertNoneInFlight(t, s)
 		})
 	}
+}
+
+// A request to switch to a protocol whose name is not printable is a bad
+// request, refused before any server is picked or blamed.
+func TestProxyInvalidUpgradeIsABadRequest(t *testing.T) {
+	t.Parallel()
+	s := backend(t, "only", nil)
+	h, err := NewHandlerServer("handler", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	require.NoError(t, err)
+	p := newTestProxy(t, []*Server{s, h})
+	ts := httptest.NewServer(p)
+	t.Cleanup(ts.Close)
+	for i := range 2 * (DefaultFailures + 1) {
+		assert.Equal(t, http.StatusBadRequest,
+			rawRequest(t, ts.URL, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: web\xffsocket\r\n\r\n", false), "attempt %d", i)
+	}
+	for _, s := range []*Server{s, h} {
+		assert.Zero(t, s.Stats().Requests, "%s is never picked", s.Name())
+		assert.False(t, s.Ejected())
+	}
+}
+
+// A handler server that fails on a client's broken body is not blamed for
+// it either.
+func TestProxyHandlerServerBrokenBodyIsTheClientsFault(t *testing.T) {
+	t.Parallel()
+	h, err := NewHandlerServer("handler", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, "cannot read", http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	require.NoError(t, err)
+	var (
+		mu    sync.Mutex
+		infos []DoneInfo
+	)
+	pool, err := NewPool(h)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	b := BalancerFunc(func(r *http.Request) (PickResult, error) {
+		res, err := rr.Pick(r)
+		done := res.Done
+		res.Done = func(info DoneInfo) {
+			mu.Lock()
+			infos = append(infos, info)
+			mu.Unlock()
+			done(info)
+		}
+		return res, err
+	})
+	p, err := NewProxy(b, quiet, WithPassiveHealth(1, time.Hour))
+	require.NoError(t, err)
+	ts := httptest.NewServer(p)
+	t.Cleanup(ts.Close)
+	for range 2 {
+		rawRequest(t, ts.URL, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", false)
+	}
+	mu.Lock()
+	got := slices.Clone(infos)
+	mu.Unlock()
+	require.Len(t, got, 2)
+	for _, info := range got {
+		assert.ErrorIs(t, info.Err, ErrClientBody)
+	}
+	assert.False(t, h.Ejected())
+	assert.Zero(t, h.Stats().Failures)
+	assert.Equal(t, http.StatusOK, rawRequest(t, ts.URL, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false))
 }
