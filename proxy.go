@@ -73,7 +73,10 @@ import (
 //
 // Server-sent events and responses of unknown length are flushed as they
 // arrive; upgraded connections (WebSockets) are passed through in both
-// directions and count as in flight until they close.
+// directions and count as in flight until they close. The writer a handler
+// server gets is an [http.Hijacker] and an [io.ReaderFrom] when the
+// client's writer is; a connection it hijacks counts as in flight, with
+// status 101, until it is closed and the handler has returned.
 //
 // A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
 // causes of 502 and 504 answers, at most one line a second, and health
@@ -183,6 +186,8 @@ type proxyState struct {
 	hasBody bool
 
 	pinned *Server // the server the request's sticky cookie named, if any
+
+	conn *hijackedConn // the connection a handler server took over, if any
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
@@ -225,22 +230,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.begin(res)
 	defer func() {
-		if v := recover(); v != nil {
-			if st.info.Err == nil {
-				st.fail(panicError(v, r))
-			}
+		v := recover()
+		if v != nil && st.info.Err == nil {
+			st.fail(panicError(v, r))
+		}
+		// A connection a handler server took over keeps the attempt in
+		// flight until it closes.
+		if st.conn == nil || st.conn.release() {
 			st.end()
+		}
+		if v != nil {
 			panic(v)
 		}
-		st.end()
 	}()
 	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if h := res.Server.handler; h != nil {
 		if p.o.sticky != nil && st.pinned != res.Server {
 			w.Header().Add("Set-Cookie", p.o.sticky.cookie(r, res.Server))
 		}
-		sw := &statusWriter{ResponseWriter: w, st: st}
-		h.ServeHTTP(sw, p.handlerRequest(st.in))
+		hw, sw := newStatusWriter(w, st)
+		h.ServeHTTP(hw, p.handlerRequest(st.in))
 		if !sw.written {
 			st.info.StatusCode = http.StatusOK
 		}
