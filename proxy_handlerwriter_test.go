@@ -17,9 +17,10 @@ import (
 )
 
 // recordingBalancer picks from one server and keeps the DoneInfo of every
-// pick.
+// pick, sending on ended after each.
 type recordingBalancer struct {
 	b     Balancer
+	ended chan struct{}
 	mu    sync.Mutex
 	infos []DoneInfo
 }
@@ -35,6 +36,7 @@ func (rb *recordingBalancer) Pick(r *http.Request) (PickResult, error) {
 		rb.infos = append(rb.infos, info)
 		rb.mu.Unlock()
 		done(info)
+		rb.ended <- struct{}{}
 	}
 	return res, nil
 }
@@ -51,7 +53,7 @@ func newRecordingProxy(t *testing.T, s *Server) (*recordingBalancer, string) {
 	require.NoError(t, err)
 	rr, err := NewRoundRobin(pool)
 	require.NoError(t, err)
-	rb := &recordingBalancer{b: rr}
+	rb := &recordingBalancer{b: rr, ended: make(chan struct{}, 16)}
 	p, err := NewProxy(rb, quiet)
 	require.NoError(t, err)
 	ts := httptest.NewServer(p)
@@ -125,6 +127,7 @@ func TestProxyHandlerServerHijacks(t *testing.T) {
 
 			require.NoError(t, conn.Close())
 			wait(t, finished)
+			wait(t, rb.ended)
 			assert.Zero(t, s.InFlight())
 			infos := rb.done()
 			require.Len(t, infos, 1)
