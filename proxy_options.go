@@ -40,6 +40,9 @@ const (
 	DefaultCooldown       = 10 * time.Second // how long an ejected server stays out
 )
 
+// MaxRetryBodyLimit is the largest size [WithRetryBodyLimit] accepts: 1 GiB.
+const MaxRetryBodyLimit = 1 << 30
+
 // WithTransport sets the RoundTripper used to reach URL servers. The
 // default is a clone of [http.DefaultTransport] that ignores proxy
 // environment variables, keeps up to 256 idle connections per server, and
@@ -112,11 +115,15 @@ func WithRetries(n int) ProxyOption {
 // WithRetryBodyLimit sets the size up to which the body of an idempotent
 // request is buffered so that it can be sent again on a retry. A larger
 // body is streamed and the request is not retried (unless it never reached
-// a server). The default is [DefaultRetryBodyLimit]; 0 buffers nothing.
+// a server). The default is [DefaultRetryBodyLimit]; 0 buffers nothing,
+// and the most is [MaxRetryBodyLimit]: each request may hold that much.
 func WithRetryBodyLimit(n int64) ProxyOption {
 	return func(o *proxyOptions) error {
 		if n < 0 {
 			return fmt.Errorf("WithRetryBodyLimit: negative size %d", n)
+		}
+		if n > MaxRetryBodyLimit {
+			return fmt.Errorf("WithRetryBodyLimit: size %d is above the most it buffers, %d bytes (MaxRetryBodyLimit)", n, MaxRetryBodyLimit)
 		}
 		o.bodyLimit = n
 		return nil
