@@ -61,7 +61,8 @@ import (
 // Hop-by-hop headers, and those named in Connection, are removed both ways,
 // so a client cannot use Connection to strip what the proxy adds. The Host
 // header is the target's unless [WithPreserveHost] is given. An "Upgrade:
-// h2c" request is forwarded without the upgrade.
+// h2c" request is forwarded without the upgrade; one that asks to switch to
+// a protocol whose name is not printable ASCII is answered 400 Bad Request.
 //
 // An in-process handler server gets a clone of the request cleaned and
 // rewritten by the same rules, so it sees the headers a URL server would,

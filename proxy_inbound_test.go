@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,4 +192,24 @@ func TestProxyHandlerServerBrokenBodyIsTheClientsFault(t *testing.T) {
 	assert.False(t, h.Ejected())
 	assert.Zero(t, h.Stats().Failures)
 	assert.Equal(t, http.StatusOK, rawRequest(t, ts.URL, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false))
+}
+
+// A request whose body broke on the way is not retried on another server.
+func TestProxyBrokenInboundBodyIsNotRetried(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	h := func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
+	a, b := backend(t, "a", h), backend(t, "b", h)
+	p := newTestProxy(t, []*Server{a, b}, WithRetryBodyLimit(16))
+	ts := httptest.NewServer(p)
+	t.Cleanup(ts.Close)
+	raw := "PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" +
+		strings.Repeat("10\r\n0123456789abcdef\r\n", 4) + "zz\r\n"
+	assert.Equal(t, http.StatusBadRequest, rawRequest(t, ts.URL, raw, false))
+	assert.EqualValues(t, 1, a.Stats().Requests+b.Stats().Requests, "one attempt")
+	assert.LessOrEqual(t, hits.Load(), int32(1))
+	assertNoneInFlight(t, a, b)
 }
