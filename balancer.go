@@ -56,8 +56,11 @@ type PickResult struct {
 
 // DoneInfo describes how a picked request ended.
 type DoneInfo struct {
-	// Err is nil when the request succeeded. A context.Canceled error (the
-	// client went away) is not counted as a failure of the server.
+	// Err is nil when the request succeeded. An error that wraps
+	// context.Canceled (the client went away) or [ErrClientBody] (the
+	// client's request body could not be read) is the client's doing: it
+	// is not counted as a failure of the server, whatever StatusCode says,
+	// and a balancer that learns from outcomes should learn nothing from it.
 	Err error
 	// StatusCode is the HTTP status the server answered with, or 0 when no
 	// response arrived or the request was not HTTP. A status of 500 or more

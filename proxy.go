@@ -24,7 +24,12 @@ import (
 //
 //   - 503 Service Unavailable, with Retry-After, when no server is available;
 //   - 502 Bad Gateway when the server could not be reached or failed;
-//   - 504 Gateway Timeout when it did not answer in time.
+//   - 504 Gateway Timeout when it did not answer in time;
+//   - 400 Bad Request when the client's request body could not be read
+//     (malformed or cut short), 413 Request Entity Too Large when it was
+//     over a size limit such as an [http.MaxBytesHandler] around the proxy.
+//     That is the client's fault: it is not retried and not counted against
+//     the server (see [ErrClientBody]).
 //
 // # Retries
 //
@@ -33,7 +38,9 @@ import (
 // failed) and the request body was not read, whatever the method; or the
 // method is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) and the body,
 // if any, could be kept to send again (it is buffered up to a limit, 1 MiB by
-// default; a larger body is streamed and not retried). A POST that may have
+// default; a larger body is streamed and not retried, and so is the body of
+// a request with "Expect: 100-continue", which the server sees before the
+// client is told to send the body). A POST that may have
 // reached the server is never retried, and neither is a timeout: the server
 // may still be working on the request. Retries happen before anything is
 // written to the client, and go to URL servers only. See [WithRetries].
@@ -43,7 +50,8 @@ import (
 // A server whose requests fail several times in a row (transport errors, and
 // the statuses 502, 503 and 504 by default) is ejected: balancers skip it
 // for a cool-down, after which it takes traffic again. A client that goes
-// away is never counted against a server. See [WithPassiveHealth].
+// away, or whose request body cannot be read, is never counted against a
+// server. See [WithPassiveHealth].
 //
 // # Headers
 //
@@ -53,13 +61,23 @@ import (
 // Hop-by-hop headers, and those named in Connection, are removed both ways,
 // so a client cannot use Connection to strip what the proxy adds. The Host
 // header is the target's unless [WithPreserveHost] is given. An "Upgrade:
-// h2c" request is forwarded without the upgrade.
+// h2c" request is forwarded without the upgrade; one that asks to switch to
+// a protocol whose name is not printable ASCII is answered 400 Bad Request.
+//
+// An in-process handler server gets a clone of the request cleaned and
+// rewritten by the same rules, so it sees the headers a URL server would,
+// with two differences: its Host is the client's (it has no host of its
+// own), and it is not sent the Accept-Encoding: gzip that the transport
+// adds, for a URL server, to a request that names no encoding.
 //
 // # Streaming
 //
 // Server-sent events and responses of unknown length are flushed as they
 // arrive; upgraded connections (WebSockets) are passed through in both
-// directions and count as in flight until they close.
+// directions and count as in flight until they close. The writer a handler
+// server gets is an [http.Hijacker] and an [io.ReaderFrom] when the
+// client's writer is; a connection it hijacks counts as in flight, with
+// status 101, until it is closed and the handler has returned.
 //
 // A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
 // causes of 502 and 504 answers, at most one line a second, and health
@@ -164,18 +182,31 @@ type proxyState struct {
 	more  []*Server     // and any beyond them
 
 	replay  []byte       // the whole body, kept for retries; nil if not kept
-	tracked *trackedBody // the body, if it is streamed
+	tracked *trackedBody // the body, if it is streamed: &body
+	body    trackedBody
 	hasBody bool
 
 	pinned *Server // the server the request's sticky cookie named, if any
+
+	conn *hijackedConn // the connection a handler server took over, if any
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if up := upgradeType(r.Header); up != "" && !printable(up) {
+		// The reverse proxy refuses it too: the client's fault, not a
+		// server's.
+		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
+		return
+	}
 	st := &proxyState{p: p}
 	r, ok := p.prepareBody(w, r, st)
 	if !ok {
 		return
+	}
+	if st.tracked != nil {
+		// Nothing reads the client's body once the handler has returned.
+		defer st.tracked.closed.Store(true)
 	}
 	st.in = r
 	var res PickResult
@@ -200,27 +231,37 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.begin(res)
 	defer func() {
-		if v := recover(); v != nil {
-			if st.info.Err == nil {
-				st.fail(panicError(v, r))
-			}
+		v := recover()
+		if v != nil && st.info.Err == nil {
+			st.fail(panicError(v, r))
+		}
+		// A connection a handler server took over keeps the attempt in
+		// flight until it closes.
+		if st.conn == nil || st.conn.release() {
 			st.end()
+		}
+		if v != nil {
 			panic(v)
 		}
-		st.end()
 	}()
+	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if h := res.Server.handler; h != nil {
 		if p.o.sticky != nil && st.pinned != res.Server {
 			w.Header().Add("Set-Cookie", p.o.sticky.cookie(r, res.Server))
 		}
-		sw := &statusWriter{ResponseWriter: w, st: st}
-		h.ServeHTTP(sw, r)
+		hw, sw := newStatusWriter(w, st)
+		h.ServeHTTP(hw, p.handlerRequest(st.in))
 		if !sw.written {
 			st.info.StatusCode = http.StatusOK
 		}
+		if err := st.bodyError(); err != nil {
+			st.fail(err)
+		}
 		return
 	}
-	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	if st.tracked != nil && expectsContinue(r) {
+		w = continueWriter{w}
+	}
 	p.rp.ServeHTTP(w, st.in)
 }
 
@@ -315,8 +356,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// target points the outbound request at server s.
+// target points the outbound request at server s. A handler server has no
+// URL: its request keeps the client's URL and Host.
 func (p *Proxy) target(pr *httputil.ProxyRequest, s *Server) {
+	if s.url == nil {
+		return
+	}
 	pr.SetURL(s.url)
 	if p.o.preserveHost {
 		pr.Out.Host = pr.In.Host
@@ -346,14 +391,23 @@ func (p *Proxy) handleError(w http.ResponseWriter, out *http.Request, err error)
 		code = http.StatusGatewayTimeout
 	}
 	in := out
+	var bodyErr error
 	if st != nil {
 		in = st.in
+		if bodyErr = st.bodyError(); bodyErr != nil {
+			// The client's body broke while it was sent on: the
+			// client's fault, whatever the transport made of it.
+			err, code = bodyErr, clientBodyStatus(bodyErr)
+		}
 		st.fail(err)
 		st.end()
 	}
 	if clientGone(in) {
 		p.o.logger.LogAttrs(in.Context(), slog.LevelDebug, "lb: client went away",
 			slog.String("method", in.Method), slog.String("path", in.URL.Path))
+	} else if bodyErr != nil {
+		p.o.logger.LogAttrs(in.Context(), slog.LevelDebug, "lb: bad request body",
+			slog.String("method", in.Method), slog.String("path", in.URL.Path), slog.Any("err", bodyErr))
 	} else if st != nil {
 		p.logError(in, code, st.res.Server, err)
 	}

@@ -12,7 +12,7 @@ func (p *Proxy) observe(s *Server, info DoneInfo) {
 	if p.o.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
 		return
 	}
-	if errors.Is(info.Err, context.Canceled) {
+	if clientFault(info.Err) {
 		return // neither a failure nor a success of the server
 	}
 	if info.Err == nil && !p.o.failStatus[info.StatusCode] {

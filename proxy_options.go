@@ -40,6 +40,9 @@ const (
 	DefaultCooldown       = 10 * time.Second // how long an ejected server stays out
 )
 
+// MaxRetryBodyLimit is the largest size [WithRetryBodyLimit] accepts: 1 GiB.
+const MaxRetryBodyLimit = 1 << 30
+
 // WithTransport sets the RoundTripper used to reach URL servers. The
 // default is a clone of [http.DefaultTransport] that ignores proxy
 // environment variables, keeps up to 256 idle connections per server, and
@@ -82,7 +85,9 @@ func WithLogger(l *slog.Logger) ProxyOption {
 
 // WithErrorHandler sets a function that writes the error response instead
 // of the default short text page. code is the status the proxy would send
-// (502, 503 or 504) and err the cause, which must not be shown to clients.
+// (502, 503 or 504; 400 or 413 when the client's request body could not be
+// read, see [ErrClientBody]) and err the cause, which must not be shown to
+// clients.
 // The outcome has been recorded (Done called) before it runs.
 func WithErrorHandler(f func(w http.ResponseWriter, r *http.Request, code int, err error)) ProxyOption {
 	return func(o *proxyOptions) error {
@@ -110,11 +115,15 @@ func WithRetries(n int) ProxyOption {
 // WithRetryBodyLimit sets the size up to which the body of an idempotent
 // request is buffered so that it can be sent again on a retry. A larger
 // body is streamed and the request is not retried (unless it never reached
-// a server). The default is [DefaultRetryBodyLimit]; 0 buffers nothing.
+// a server). The default is [DefaultRetryBodyLimit]; 0 buffers nothing,
+// and the most is [MaxRetryBodyLimit]: each request may hold that much.
 func WithRetryBodyLimit(n int64) ProxyOption {
 	return func(o *proxyOptions) error {
 		if n < 0 {
 			return fmt.Errorf("WithRetryBodyLimit: negative size %d", n)
+		}
+		if n > MaxRetryBodyLimit {
+			return fmt.Errorf("WithRetryBodyLimit: size %d is above the most it buffers, %d bytes (MaxRetryBodyLimit)", n, MaxRetryBodyLimit)
 		}
 		o.bodyLimit = n
 		return nil
@@ -145,7 +154,8 @@ func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
 
 // WithFailureStatus sets the response statuses that count as failures of
 // the server for passive health. The default is 502, 503 and 504. Transport
-// errors always count; a client that went away never does.
+// errors always count; a client that went away, or whose request body could
+// not be read, never does.
 func WithFailureStatus(codes ...int) ProxyOption {
 	return func(o *proxyOptions) error {
 		set := make(map[int]bool, len(codes))

@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -333,7 +332,7 @@ func (s *Server) release(info DoneInfo) {
 	if inflight(s.load.Add(loadRelease)) == 0 && s.flags.Load()&flagDraining != 0 {
 		s.signalIdle()
 	}
-	if (info.Err != nil && !errors.Is(info.Err, context.Canceled)) || info.StatusCode >= 500 {
+	if !clientFault(info.Err) && (info.Err != nil || info.StatusCode >= 500) {
 		s.failures.Add(1)
 	}
 	if info.Duration > 0 {
@@ -366,8 +365,9 @@ type Stats struct {
 	// Requests counts the requests that have ended (Done was called). It
 	// wraps to 0 after 2^40 (about 10^12) requests.
 	Requests uint64 `json:"requests"`
-	// Failures counts the ended requests whose DoneInfo had an error other
-	// than context.Canceled, or a status of 500 or more.
+	// Failures counts the ended requests whose DoneInfo had an error or a
+	// status of 500 or more, unless the error was the client's doing
+	// (context.Canceled, [ErrClientBody]).
 	Failures uint64 `json:"failures"`
 	// LastLatency is the Duration of the last request that reported one.
 	LastLatency time.Duration `json:"last_latency_ns"`
