@@ -115,6 +115,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 		Transport:     retryTransport{p},
 		ErrorHandler:  p.handleError,
 		FlushInterval: o.flushInterval,
+		BufferPool:    copyBuffers,
 		ErrorLog:      slog.NewLogLogger(o.logger.Handler(), slog.LevelDebug),
 	}
 	return p, nil
