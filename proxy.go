@@ -150,6 +150,23 @@ func (p *Proxy) CloseIdleConnections() {
 // stateKey is the context key of a request's proxyState.
 type stateKey struct{}
 
+// stateCtx is the context of a request sent to a URL server: the inbound
+// request's context, with the request's proxyState as the value of
+// stateKey. It lives inside the proxyState, so that it costs no
+// allocation of its own (context.WithValue would).
+type stateCtx struct {
+	context.Context
+	st *proxyState
+}
+
+// Value returns the proxyState for stateKey, else the parent's value.
+func (c *stateCtx) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
 // proxyState follows one request through the proxy. It is used by one
 // goroutine at a time: the handler's, and the transport's RoundTrip, which
 // the handler waits for.
@@ -169,6 +186,8 @@ type proxyState struct {
 	hasBody bool
 
 	pinned *Server // the server the request's sticky cookie named, if any
+
+	ctx stateCtx // the context of in, for URL servers
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
@@ -221,7 +240,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	st.ctx = stateCtx{Context: r.Context(), st: st}
+	st.in = r.WithContext(&st.ctx)
 	p.rp.ServeHTTP(w, st.in)
 }
 
