@@ -187,7 +187,8 @@ type proxyState struct {
 
 	pinned *Server // the server the request's sticky cookie named, if any
 
-	ctx stateCtx // the context of in, for URL servers
+	ctx     stateCtx    // the context of in, for URL servers
+	watched watchedBody // the body of the one response RoundTrip returns
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
