@@ -144,13 +144,13 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
-// BenchmarkProxyServeHTTP measures the proxy's own cost per request, with
+// BenchmarkInMemoryProxy measures the proxy's own cost per request, with
 // no network: a transport that answers at once with a 1 KiB body, and a
 // ResponseWriter that discards. Against the bare ReverseProxy, allocs/op
 // and B/op are exact counts of what lb adds.
 //
-//	go test -run '^$' -bench BenchmarkProxyServeHTTP -count 6 .
-func BenchmarkProxyServeHTTP(b *testing.B) {
+//	go test -run '^$' -bench BenchmarkInMemoryProxy -count 6 .
+func BenchmarkInMemoryProxy(b *testing.B) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 1024/16)
 	rt := cannedTransport{body}
 	target, err := url.Parse("http://127.0.0.1:8080")
