@@ -21,8 +21,12 @@ import (
 // B/op, allocs/op and cpu-µs/req (CPU time, user and system, where the
 // system tells it) count the whole process: clients, proxy and backend;
 // CPU time is less disturbed than req/s by other programs on the machine.
+// Runs of the variants one after the other (-count 1 in a loop) compare
+// them under the same load better than -count, which repeats each variant
+// before the next:
 //
-//	go test -run '^$' -bench BenchmarkProxy -benchtime 20000x -count 6 .
+//	for i in $(seq 10); do go test -run '^$' -bench 'BenchmarkProxy$' -benchtime 20000x -count 1 .; done > proxy.txt
+//	benchstat -col /name proxy.txt
 func BenchmarkProxy(b *testing.B) {
 	variants := []struct {
 		name string
