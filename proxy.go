@@ -133,6 +133,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 		Transport:     retryTransport{p},
 		ErrorHandler:  p.handleError,
 		FlushInterval: o.flushInterval,
+		BufferPool:    copyBuffers,
 		ErrorLog:      slog.NewLogLogger(o.logger.Handler(), slog.LevelDebug),
 	}
 	return p, nil
@@ -167,6 +168,23 @@ func (p *Proxy) CloseIdleConnections() {
 // stateKey is the context key of a request's proxyState.
 type stateKey struct{}
 
+// stateCtx is the context of the request sent on to a server: the inbound
+// request's context, with the request's proxyState as the value of
+// stateKey. It lives inside the proxyState, so that it costs no
+// allocation of its own (context.WithValue would).
+type stateCtx struct {
+	context.Context
+	st *proxyState
+}
+
+// Value returns the proxyState for stateKey, else the parent's value.
+func (c *stateCtx) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
 // proxyState follows one request through the proxy. It is used by one
 // goroutine at a time: the handler's, and the transport's RoundTrip, which
 // the handler waits for.
@@ -188,7 +206,9 @@ type proxyState struct {
 
 	pinned *Server // the server the request's sticky cookie named, if any
 
-	conn *hijackedConn // the connection a handler server took over, if any
+	conn    *hijackedConn // the connection a handler server took over, if any
+	ctx     stateCtx      // the context of in: it carries this state
+	watched watchedBody   // the body of the one response RoundTrip returns
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
@@ -244,7 +264,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
-	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	st.ctx = stateCtx{Context: r.Context(), st: st}
+	st.in = r.WithContext(&st.ctx)
 	if h := res.Server.handler; h != nil {
 		if p.o.sticky != nil && st.pinned != res.Server {
 			w.Header().Add("Set-Cookie", p.o.sticky.cookie(r, res.Server))

@@ -30,7 +30,8 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				resp.Header.Add("Set-Cookie", sk.cookie(st.in, st.res.Server))
 			}
 			if resp.StatusCode != http.StatusSwitchingProtocols { // an upgrade's body is the connection
-				resp.Body = &watchedBody{ReadCloser: resp.Body, st: st}
+				st.watched = watchedBody{ReadCloser: resp.Body, st: st}
+				resp.Body = &st.watched
 			}
 			return resp, nil
 		}
