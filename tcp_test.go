@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strconv"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,7 +500,6 @@ func TestTCPProxySendsProxyProtocol(t *testing.T) {
 		})
 	}
 }
-
 
 // TestTCPProxyAcceptsProxyProtocol: a trusted peer's v1 header gives the
 // client address, which goes on to the server in a v2 header.
