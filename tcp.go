@@ -436,11 +436,23 @@ func (c *tcpConn) abort() {
 	}
 }
 
+// serve connects the client to a server, then hands over to relay on a
+// goroutine of its own: the dial's deep stack is not kept for the life of
+// the connection.
 func (c *tcpConn) serve() {
-	p := c.p
-	defer p.finish(c)
-	defer c.client.Close()
+	server, res, picked, ok := c.connect()
+	if !ok {
+		c.client.Close()
+		c.p.finish(c)
+		return
+	}
+	go c.relay(server, res, picked)
+}
 
+// connect reads the PROXY header of a trusted peer, dials a server, and
+// sends it the PROXY header if configured.
+func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
+	p := c.p
 	src, dst := c.client.RemoteAddr(), c.client.LocalAddr()
 	if len(p.o.acceptPP) > 0 && inPrefixes(p.o.acceptPP, hostOnly(src.String())) {
 		_ = c.client.SetReadDeadline(time.Now().Add(proxyHeaderTimeout))
@@ -449,34 +461,40 @@ func (c *tcpConn) serve() {
 		if err != nil {
 			p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: PROXY header from a trusted peer",
 				slog.String("peer", src.String()), slog.Any("error", err))
-			return
+			return nil, PickResult{}, time.Time{}, false
 		}
 		if hs != nil {
 			src, dst = hs, hd
 		}
 	}
-
 	server, res, picked, ok := c.dial(src)
 	if !ok {
-		return
+		return nil, PickResult{}, time.Time{}, false
 	}
 	c.mu.Lock()
 	c.server = server
 	aborted := c.aborted
 	c.mu.Unlock()
-	if aborted {
+	var err error
+	if !aborted {
+		err = c.writeHeader(server, src, dst)
+	}
+	if aborted || err != nil {
 		server.Close()
-		res.Done(DoneInfo{Duration: time.Since(picked)})
-		return
+		res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
+		return nil, PickResult{}, time.Time{}, false
 	}
-	defer server.Close()
+	return server, res, picked, true
+}
 
-	err := c.writeHeader(server, src, dst)
-	if err == nil {
-		err = c.pipe(server)
-	}
+// relay copies both ways until the connection ends, then ends the pick.
+func (c *tcpConn) relay(server net.Conn, res PickResult, picked time.Time) {
+	defer c.p.finish(c)
+	defer c.client.Close()
+	defer server.Close()
+	err := c.pipe(server)
 	c.mu.Lock()
-	if c.aborted && !errors.Is(err, context.Canceled) {
+	if c.aborted {
 		err = nil // the proxy closed it
 	}
 	c.mu.Unlock()
