@@ -59,6 +59,7 @@ type TCPProxy struct {
 
 	mu        sync.Mutex
 	closed    bool
+	quit      chan struct{} // closed with closed set: Serve stops waiting for a slot
 	listeners map[net.Listener]struct{}
 	conns     map[*tcpConn]struct{}
 	idle      chan struct{} // closed when conns empties after Shutdown
@@ -249,7 +250,8 @@ func NewTCPProxy(b Balancer, opts ...TCPOption) (*TCPProxy, error) {
 		d := &net.Dialer{Timeout: o.dialTimeout}
 		o.dial = d.DialContext
 	}
-	p := &TCPProxy{bal: b, o: o, listeners: map[net.Listener]struct{}{}, conns: map[*tcpConn]struct{}{}}
+	p := &TCPProxy{bal: b, o: o, listeners: map[net.Listener]struct{}{}, conns: map[*tcpConn]struct{}{},
+		quit: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if o.maxConns > 0 {
 		p.slot = make(chan struct{}, o.maxConns)
@@ -281,7 +283,7 @@ func (p *TCPProxy) Serve(ln net.Listener) error {
 		if p.slot != nil && !p.o.refuse {
 			select {
 			case p.slot <- struct{}{}:
-			case <-p.ctx.Done():
+			case <-p.quit:
 				return ErrTCPProxyClosed
 			}
 		}
@@ -301,7 +303,7 @@ func (p *TCPProxy) Serve(ln net.Listener) error {
 				t := time.NewTimer(pause)
 				select {
 				case <-t.C:
-				case <-p.ctx.Done():
+				case <-p.quit:
 					t.Stop()
 				}
 				continue
@@ -371,10 +373,7 @@ func (p *TCPProxy) finish(c *tcpConn) {
 // left.
 func (p *TCPProxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
-	p.closed = true
-	for ln := range p.listeners {
-		ln.Close()
-	}
+	p.stop()
 	var idle chan struct{}
 	if len(p.conns) > 0 {
 		if p.idle == nil {
@@ -399,17 +398,25 @@ func (p *TCPProxy) Shutdown(ctx context.Context) error {
 // connection, and waits for the proxy's goroutines to return.
 func (p *TCPProxy) Close() error {
 	p.mu.Lock()
-	p.closed = true
+	p.stop()
 	p.cancel()
-	for ln := range p.listeners {
-		ln.Close()
-	}
 	for c := range p.conns {
 		c.abort()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
 	return nil
+}
+
+// stop marks the proxy closed and closes its listeners; p.mu is held.
+func (p *TCPProxy) stop() {
+	if !p.closed {
+		p.closed = true
+		close(p.quit)
+	}
+	for ln := range p.listeners {
+		ln.Close()
+	}
 }
 
 // tcpConn is one proxied connection.

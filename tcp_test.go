@@ -768,3 +768,31 @@ func TestHTTPProxyTCPServer(t *testing.T) {
 	assert.Equal(t, http.StatusBadGateway, rec.Code)
 	assert.Zero(t, servers[0].InFlight())
 }
+
+// TestTCPProxyShutdownAtLimit: Serve returns on Shutdown even while it
+// waits for a free slot.
+func TestTCPProxyShutdownAtLimit(t *testing.T) {
+	be := newTCPBackend(t, echo)
+	pool, err := NewPool(tcpServers(t, be.addr)...)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	p, err := NewTCPProxy(rr, WithMaxConns(1, false), WithTCPLogger(discardLogger()))
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	held := dialTCP(t, ln.Addr().String())
+	_, err = held.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(held, make([]byte, 1))
+	require.NoError(t, err)
+
+	shut := make(chan error, 1)
+	go func() { shut <- p.Shutdown(context.Background()) }()
+	require.ErrorIs(t, <-served, ErrTCPProxyClosed) // while the connection is open
+	require.NoError(t, held.Close())
+	require.NoError(t, <-shut)
+	assert.Zero(t, proxyGoroutines(t))
+}
