@@ -137,6 +137,7 @@ func BenchmarkTCPConnRate(b *testing.B) {
 	got := make([]byte, 1024)
 	for _, t := range benchTargets(b, echo) {
 		b.Run(t.name, func(b *testing.B) {
+			b.ReportAllocs() // the client's, the server's and the proxy's
 			for b.Loop() {
 				c, err := net.Dial("tcp", t.addr)
 				if err != nil {
@@ -165,6 +166,7 @@ func BenchmarkTCPEchoLatency(b *testing.B) {
 			require.NoError(b, err)
 			defer c.Close()
 			times := make([]time.Duration, 0, 1<<16)
+			b.ReportAllocs()
 			for b.Loop() {
 				start := time.Now()
 				if _, err := c.Write(msg); err != nil {
