@@ -806,3 +806,27 @@ func TestTCPProxyShutdownAtLimit(t *testing.T) {
 	require.NoError(t, <-shut)
 	assert.Zero(t, proxyGoroutines(t))
 }
+
+// TestTCPProxySkipsHandlerServers: an in-process handler server cannot
+// take a TCP connection; the proxy passes over it.
+func TestTCPProxySkipsHandlerServers(t *testing.T) {
+	be := newTCPBackend(t, echo)
+	h, err := NewHandlerServer("handler", http.NotFoundHandler())
+	require.NoError(t, err)
+	servers := append([]*Server{h}, tcpServers(t, be.addr)...)
+	pool, err := NewPool(servers...)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool, WithStart(0)) // the handler server first
+	require.NoError(t, err)
+	_, addr := newTCPTestProxy(t, rr)
+
+	c := dialTCP(t, addr)
+	_, err = c.Write([]byte("ping"))
+	require.NoError(t, err)
+	require.NoError(t, c.CloseWrite())
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Equal(t, "ping", string(got))
+	assert.Zero(t, h.Stats().Requests)
+	assert.Zero(t, h.InFlight())
+}
