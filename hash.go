@@ -16,10 +16,13 @@ import (
 type KeyFunc func(r *http.Request) string
 
 // KeyClientIP keys requests by the client's IP address: the host part of
-// RemoteAddr. When that address is in one of the trusted prefixes (a proxy
-// or load balancer in front of this one), it takes instead the rightmost
-// address of X-Forwarded-For that is not trusted, which a client cannot
-// forge. With no prefixes, X-Forwarded-For is ignored. It allocates nothing.
+// RemoteAddr, which may be "host:port" (as net/http sets it) or a bare IPv4
+// or IPv6 address (as real-IP middlewares set it); an IPv6 zone is kept.
+// When that address is in one of the trusted prefixes (a proxy or load
+// balancer in front of this one), it takes instead the rightmost address of
+// X-Forwarded-For that is not trusted, which a client cannot forge (without
+// its port, if the hop has one). With no prefixes, X-Forwarded-For is
+// ignored. It allocates nothing.
 func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 	trusted = slices.Clone(trusted)
 	isTrusted := func(s string) bool { return inPrefixes(trusted, s) }
@@ -41,7 +44,7 @@ func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 				} else {
 					hop, list = strings.TrimSpace(list), ""
 				}
-				if hop == "" {
+				if hop = hostOnly(hop); hop == "" {
 					continue
 				}
 				if !isTrusted(hop) {
@@ -54,9 +57,15 @@ func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 	}
 }
 
-// inPrefixes reports whether the address addr (an IP, without a port) is
-// in one of prefixes.
+// inPrefixes reports whether the address addr (an IP, without a port; an
+// IPv6 zone is ignored) is in one of prefixes. It allocates nothing.
 func inPrefixes(prefixes []netip.Prefix, addr string) bool {
+	if i := strings.IndexByte(addr, '%'); i >= 0 {
+		addr = addr[:i] // a zone: Prefix.Contains would say no
+	}
+	if !maybeIP(addr) {
+		return false // spares ParseAddr an error, which allocates
+	}
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return false
@@ -70,13 +79,44 @@ func inPrefixes(prefixes []netip.Prefix, addr string) bool {
 	return false
 }
 
-// hostOnly returns the host of a "host:port" address, without brackets, or
-// the address itself if it has no port.
-func hostOnly(addr string) string {
-	if i := strings.LastIndexByte(addr, ':'); i >= 0 && !strings.Contains(addr[i:], "]") {
-		addr = addr[:i]
+// maybeIP reports whether s is made of the characters of an IP address:
+// digits and dots, or hexadecimal digits, colons and dots with at least
+// one colon.
+func maybeIP(s string) bool {
+	if s == "" {
+		return false
 	}
-	return strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+	colon, hex := false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9' || c == '.':
+		case c == ':':
+			colon = true
+		case c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F':
+			hex = true
+		default:
+			return false
+		}
+	}
+	return colon || !hex
+}
+
+// hostOnly returns the host of an address: "host:port", "[ipv6]:port" or
+// "[ipv6]" without the brackets and the port, and a bare IPv4 or IPv6
+// address (as real-IP middlewares set RemoteAddr), with any zone, as it is.
+// It allocates nothing.
+func hostOnly(addr string) string {
+	if strings.HasPrefix(addr, "[") {
+		if i := strings.IndexByte(addr, ']'); i > 0 {
+			return addr[1:i]
+		}
+		return addr[1:]
+	}
+	// One colon: host:port. None: a bare host. More: a bare IPv6 address.
+	if i := strings.IndexByte(addr, ':'); i >= 0 && strings.LastIndexByte(addr, ':') == i {
+		return addr[:i]
+	}
+	return addr
 }
 
 // KeyHeader keys requests by the first value of the header name. It
