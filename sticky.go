@@ -32,7 +32,8 @@ import (
 // name must be an RFC 6265 token (letters, digits and !#$%&'*+-.^_`|~; no
 // ':', '/', '=', spaces or other separators), and the Domain and Path of
 // attrs must be ones net/http writes as given (a domain name or an IPv4
-// address; a path without ';' or control bytes): anything else is an error
+// address; a path without ';' or control bytes), and its MaxAge must not be
+// negative (which would delete the cookie): anything else is an error
 // naming the value.
 func WithStickyCookie(name string, secret []byte, attrs *http.Cookie) ProxyOption {
 	return func(o *proxyOptions) error {
@@ -55,6 +56,10 @@ func WithStickyCookie(name string, secret []byte, attrs *http.Cookie) ProxyOptio
 		}
 		if err := (&http.Cookie{Name: name, Path: c.Path}).Valid(); err != nil {
 			return fmt.Errorf("WithStickyCookie: invalid cookie Path %q: %w", c.Path, err)
+		}
+		if c.MaxAge < 0 {
+			// Max-Age=0: every client would drop the cookie at once.
+			return fmt.Errorf("WithStickyCookie: cookie MaxAge %d is negative", c.MaxAge)
 		}
 		o.sticky = &sticky{attrs: c, secret: append([]byte(nil), secret...)}
 		return nil

@@ -58,6 +58,8 @@ func TestStickyCookieValidation(t *testing.T) {
 		{"srv", &http.Cookie{Domain: "a..example.com"}, `invalid cookie Domain "a..example.com"`},
 		{"srv", &http.Cookie{Domain: "2001:db8::1"}, `invalid cookie Domain "2001:db8::1"`},
 		{"srv", &http.Cookie{Path: "/a;b"}, `invalid cookie Path "/a;b"`},
+		{"srv", &http.Cookie{Path: "/", MaxAge: 3600}, ""},
+		{"srv", &http.Cookie{Path: "/", MaxAge: -1}, `cookie MaxAge -1 is negative`},
 	} {
 		logged.Reset()
 		pool, err := NewPool(handlerServers(t, "a", "b")...)
@@ -78,6 +80,7 @@ func TestStickyCookieValidation(t *testing.T) {
 			}
 			if assert.NotNil(t, set, "%q %+v: no cookie set (Set-Cookie %q)", tc.name, tc.attrs, w.Header().Values("Set-Cookie")) {
 				assert.NotEmpty(t, set.Value, tc.name)
+				assert.GreaterOrEqual(t, set.MaxAge, 0, "%q: a cookie deleted at once", tc.name)
 				if tc.attrs != nil && tc.attrs.Domain != "" {
 					assert.NotEmpty(t, set.Domain, "%q: the Domain attribute was dropped", tc.attrs.Domain)
 				}
