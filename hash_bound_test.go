@@ -327,3 +327,62 @@ func BenchmarkBoundedLoad(b *testing.B) {
 		}
 	}
 }
+
+// TestBoundedLoadChurn picks from several goroutines while servers go
+// down and up and the membership changes: no pick takes an unusable
+// server or fails while one is usable, and every count returns to zero.
+func TestBoundedLoadChurn(t *testing.T) {
+	t.Parallel()
+	p, servers := newTestPool(t, ones(8)...)
+	extra := newTestServers(t, ones(10)...)[8:]
+	h := newHash(t, p, WithBoundedLoad(1.25))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Go(func() {
+			var held []func(DoneInfo)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					for _, d := range held {
+						d(DoneInfo{})
+					}
+					return
+				default:
+				}
+				res, err := h.PickKey(fmt.Sprintf("k-%d-%d", w, i%50))
+				if !assert.NoError(t, err) {
+					return
+				}
+				held = append(held, res.Done)
+				if len(held) == 20 {
+					for _, d := range held {
+						d(DoneInfo{})
+					}
+					held = held[:0]
+				}
+			}
+		})
+	}
+	// Servers 0 and 1 flap; the extras come and go. Servers 2 to 7 stay
+	// up, so every pick has somewhere to go.
+	for i := range 200 {
+		servers[i%2].SetHealthy(i%3 != 0)
+		if i%10 == 0 {
+			require.NoError(t, p.Add(extra...))
+		}
+		if i%10 == 5 {
+			require.NoError(t, p.Remove(extra...))
+		}
+		res, err := h.PickKey(fmt.Sprintf("main-%d", i))
+		require.NoError(t, err)
+		require.True(t, res.Server.Available() || res.Server == servers[0] || res.Server == servers[1], res.Server.Name())
+		res.Done(DoneInfo{})
+	}
+	close(stop)
+	wg.Wait()
+	for _, s := range append(servers, extra...) {
+		assert.Zero(t, s.InFlight(), s.Name())
+	}
+	assert.Zero(t, h.loads.total.Load())
+}
