@@ -543,6 +543,14 @@ func (l *serverLoad) tryAcquire(total *atomic.Int64, scale float64, w int) bool 
 	}
 }
 
+// acquired counts the request on s itself, once l has counted it, and
+// returns the pick, whose Done ends both counts.
+func (l *serverLoad) acquired(s *Server) PickResult {
+	res := s.Acquire()
+	res.Done = l.done
+	return res
+}
+
 // pickBounded is PickKey under WithBoundedLoad: along the ring from the
 // key's point to the first usable server below its cap.
 func (h *ConsistentHash) pickBounded(x uint64) (PickResult, error) {
@@ -579,8 +587,7 @@ func (h *ConsistentHash) pickBounded(x uint64) (PickResult, error) {
 			}
 		}
 		if l := t.loads[o]; l.tryAcquire(&b.total, scale, s.weight) {
-			s.load.Add(loadPick)
-			return PickResult{Server: s, Done: l.done}, nil
+			return l.acquired(s), nil
 		}
 	}
 	res, err := h.rendezvous(t, x)
@@ -637,8 +644,7 @@ func (h *ConsistentHash) rendezvous(t *loadTable, x uint64) (PickResult, error) 
 		}
 		s, l := t.st.active[best], t.loads[best]
 		if l.tryAcquire(&b.total, scale, s.weight) {
-			s.load.Add(loadPick)
-			return PickResult{Server: s, Done: l.done}, nil
+			return l.acquired(s), nil
 		}
 	}
 	return PickResult{}, ErrNoServer
