@@ -226,10 +226,22 @@ func (s *Server) SetHealthy(healthy bool) (changed bool) {
 }
 
 // setFlag sets f and reports whether it was clear before.
-func (s *Server) setFlag(f uint32) bool { return s.flags.Or(f)&f == 0 }
+func (s *Server) setFlag(f uint32) bool {
+	changed := s.flags.Or(f)&f == 0
+	if changed {
+		flagsChanged()
+	}
+	return changed
+}
 
 // clearFlag clears f and reports whether it was set before.
-func (s *Server) clearFlag(f uint32) bool { return s.flags.And(^f)&f != 0 }
+func (s *Server) clearFlag(f uint32) bool {
+	changed := s.flags.And(^f)&f != 0
+	if changed {
+		flagsChanged()
+	}
+	return changed
+}
 
 // Draining reports whether the server is being drained: it takes no new
 // picks while its requests in flight finish.
