@@ -168,6 +168,8 @@ type proxyState struct {
 	hasBody bool
 
 	pinned *Server // the server the request's sticky cookie named, if any
+
+	query string // the inbound query as cleaned for the first attempt
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
@@ -290,6 +292,7 @@ func panicError(v any, r *http.Request) error {
 // rewrite builds the outbound request of the first attempt.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*proxyState)
+	st.query = pr.Out.URL.RawQuery // before the target's own query joins it
 	p.target(pr, st.res.Server)
 	trusted := p.trusts(pr.In)
 	if trusted {

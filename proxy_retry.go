@@ -89,7 +89,7 @@ func (st *proxyState) repick(failed *http.Request) (*http.Request, bool) {
 	st.begin(res)
 	out := failed.Clone(failed.Context())
 	u := *st.in.URL
-	u.RawQuery = failed.URL.RawQuery // as cleaned for the first attempt
+	u.RawQuery = st.query // the inbound query; target adds the server's
 	out.URL = &u
 	st.p.target(&httputil.ProxyRequest{In: st.in, Out: out}, res.Server)
 	if st.tracked != nil {
