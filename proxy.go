@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -50,6 +51,10 @@ import (
 // The outbound request gets X-Forwarded-For, X-Forwarded-Host and
 // X-Forwarded-Proto from the proxy; the ones the client sent, and Forwarded,
 // are dropped unless the client is a trusted proxy ([WithTrustedProxies]).
+// Via gets the protocol version the proxy received and its pseudonym
+// appended, as RFC 9110 asks of a gateway; a request whose Via already
+// names this proxy's pseudonym has come round a loop and is answered 508
+// Loop Detected, without picking a server (see [WithVia]).
 // Hop-by-hop headers, and those named in Connection, are removed both ways,
 // so a client cannot use Connection to strip what the proxy adds. The Host
 // header is the target's unless [WithPreserveHost] is given. An "Upgrade:
@@ -70,6 +75,7 @@ type Proxy struct {
 	transport http.RoundTripper // the one that reaches the servers
 	o         proxyOptions
 	errLog    sampler
+	via11     string // the Via entry of an HTTP/1.1 request: "1.1 " + pseudonym
 }
 
 // NewProxy returns a Proxy that sends each request to the server b picks.
@@ -109,7 +115,10 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	if o.transport == nil {
 		o.transport = newTransport(o.responseTimeout)
 	}
-	p := &Proxy{bal: b, transport: o.transport, o: o}
+	if o.via == "" {
+		o.via = fmt.Sprintf("lb-%016x", rand.Uint64())
+	}
+	p := &Proxy{bal: b, transport: o.transport, o: o, via11: "1.1 " + o.via}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     retryTransport{p},
@@ -174,6 +183,10 @@ type proxyState struct {
 
 // ServeHTTP sends r to a server and copies the answer back to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.looped(r) {
+		p.loopDetected(w, r)
+		return
+	}
 	st := &proxyState{p: p}
 	r, ok := p.prepareBody(w, r, st)
 	if !ok {
@@ -316,6 +329,60 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Del("Upgrade")
 		pr.Out.Header.Del("Connection")
 	}
+	pr.Out.Header["Via"] = append(pr.Out.Header["Via"], p.viaEntry(pr.In))
+}
+
+// viaEntry returns what the proxy appends to the Via header of a request it
+// forwards: the protocol version it received r with, and its pseudonym.
+func (p *Proxy) viaEntry(r *http.Request) string {
+	switch {
+	case r.ProtoMajor == 1 && r.ProtoMinor == 1:
+		return p.via11
+	case r.ProtoMajor == 1:
+		return fmt.Sprintf("1.%d %s", r.ProtoMinor, p.o.via)
+	}
+	return fmt.Sprintf("%d %s", r.ProtoMajor, p.o.via)
+}
+
+// looped reports whether r has already come through this proxy: its Via
+// header names the proxy's pseudonym.
+func (p *Proxy) looped(r *http.Request) bool {
+	for _, v := range r.Header["Via"] {
+		for elem := range strings.SplitSeq(v, ",") {
+			// received-protocol RWS received-by [RWS comment]
+			elem = strings.TrimLeft(elem, " \t")
+			i := strings.IndexAny(elem, " \t")
+			if i < 0 {
+				continue
+			}
+			by := strings.TrimLeft(elem[i:], " \t")
+			if j := strings.IndexAny(by, " \t"); j >= 0 {
+				by = by[:j]
+			}
+			if by == p.o.via {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errLoop is the error of a request that came round a loop back to the
+// proxy.
+var errLoop = errors.New("lb: request loop: Via already names this proxy")
+
+// loopDetected answers a request that came round a loop: 508.
+func (p *Proxy) loopDetected(w http.ResponseWriter, r *http.Request) {
+	if ok, skipped := p.errLog.allow(time.Now()); ok {
+		p.o.logger.LogAttrs(r.Context(), slog.LevelError, "lb: request loop",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int64("suppressed", skipped))
+	}
+	if p.o.errorHandler != nil {
+		p.o.errorHandler(w, r, http.StatusLoopDetected, errLoop)
+		return
+	}
+	http.Error(w, http.StatusText(http.StatusLoopDetected), http.StatusLoopDetected)
 }
 
 // target points the outbound request at server s.

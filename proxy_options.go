@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type proxyOptions struct {
 	retryAfter         string
 	transportSetByUser bool
 	sticky             *sticky
+	via                string // the proxy's pseudonym in Via
 }
 
 // Defaults of the proxy options.
@@ -82,7 +84,8 @@ func WithLogger(l *slog.Logger) ProxyOption {
 
 // WithErrorHandler sets a function that writes the error response instead
 // of the default short text page. code is the status the proxy would send
-// (502, 503 or 504) and err the cause, which must not be shown to clients.
+// (502, 503, 504, or 508 for a request that came round a loop, see [Proxy])
+// and err the cause, which must not be shown to clients.
 // The outcome has been recorded (Done called) before it runs.
 func WithErrorHandler(f func(w http.ResponseWriter, r *http.Request, code int, err error)) ProxyOption {
 	return func(o *proxyOptions) error {
@@ -215,4 +218,37 @@ func WithRetryAfter(d time.Duration) ProxyOption {
 		o.retryAfter = strconv.Itoa(int(d / time.Second))
 		return nil
 	}
+}
+
+// WithVia sets the pseudonym the proxy appends to the Via header of the
+// requests it forwards, and by which it recognises a request that has come
+// round a loop back to it (see [Proxy]). It must be an HTTP token (letters,
+// digits and !#$%&'*+-.^_`|~), such as a host name without a port. Proxies
+// that may forward to one another must have different pseudonyms. The
+// default is "lb-" and 16 random hexadecimal digits, drawn for each Proxy.
+func WithVia(pseudonym string) ProxyOption {
+	return func(o *proxyOptions) error {
+		if !httpToken(pseudonym) {
+			return fmt.Errorf("WithVia: pseudonym %q is not an HTTP token", pseudonym)
+		}
+		o.via = pseudonym
+		return nil
+	}
+}
+
+// httpToken reports whether s is a token of RFC 9110, section 5.6.2.
+func httpToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
