@@ -91,6 +91,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 		failStatus: map[int]bool{http.StatusBadGateway: true, http.StatusServiceUnavailable: true, http.StatusGatewayTimeout: true},
 		retryAfter: "1",
 	}
+	o.maxEjection = DefaultMaxEjectionPercent
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("lb: NewProxy: option %d is nil", i)

@@ -32,6 +32,7 @@ type proxyOptions struct {
 	transportSetByUser bool
 	sticky             *sticky
 	via                string // the proxy's pseudonym in Via
+	maxEjection        int    // percent of a pool's servers that may be ejected at once
 }
 
 // Defaults of the proxy options.
@@ -40,6 +41,10 @@ const (
 	DefaultRetryBodyLimit = 1 << 20          // bytes of body kept for retries
 	DefaultFailures       = 5                // consecutive failures that eject a server
 	DefaultCooldown       = 10 * time.Second // how long an ejected server stays out
+
+	// DefaultMaxEjectionPercent is the largest share of a pool's servers,
+	// in percent, that passive health ejects at once.
+	DefaultMaxEjectionPercent = 50
 )
 
 // WithTransport sets the RoundTripper used to reach URL servers. The
@@ -132,7 +137,9 @@ func WithRetryBodyLimit(n int64) ProxyOption {
 // [HealthChecker] sets: when the cool-down ends the server takes traffic
 // again, unless an active checker has marked it down meanwhile, in which
 // case it waits for the checker to bring it back. Ejection is shared by
-// every proxy and balancer over the server.
+// every proxy and balancer over the server. At most a share of the pool is
+// ejected at once, so that a one-server pool never ejects its server: see
+// [WithMaxEjectionPercent].
 func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		if failures < 0 {
@@ -251,4 +258,26 @@ func httpToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// WithMaxEjectionPercent caps passive health ([WithPassiveHealth]): a
+// server is ejected only if that leaves at most percent % of the servers of
+// the balancer's [Pool] (those of weight above 0) ejected at once, counting
+// those ejected by any proxy, rounded down. The default is
+// [DefaultMaxEjectionPercent], 50: of two servers one may be out, of three
+// one, and a one-server pool never ejects its server, which stays in
+// service until an active [HealthChecker] marks it down. A server kept in
+// service this way goes out at its next failure once the share allows.
+// percent 0 turns ejection off; 100 allows every server to be ejected.
+//
+// A balancer that is not a [PoolBalancer] names no pool, so the proxy
+// cannot count: it then ejects only with percent 100.
+func WithMaxEjectionPercent(percent int) ProxyOption {
+	return func(o *proxyOptions) error {
+		if percent < 0 || percent > 100 {
+			return fmt.Errorf("WithMaxEjectionPercent: %d is not between 0 and 100", percent)
+		}
+		o.maxEjection = percent
+		return nil
+	}
 }
