@@ -39,6 +39,12 @@ import (
 // may still be working on the request. Retries happen before anything is
 // written to the client, and go to URL servers only. See [WithRetries].
 //
+// Retries are bounded by a budget, so that they cannot multiply the load of
+// servers that are all failing: each request earns a fifth of a retry, each
+// retry spends one, and a quiet service starts with, and keeps at least the
+// cap of, three. With every server failing, the servers see at most 1.2
+// attempts per request, plus three. See [WithRetryBudget].
+//
 // # Passive health
 //
 // A server whose requests fail several times in a row (transport errors, and
@@ -76,6 +82,7 @@ type Proxy struct {
 	o         proxyOptions
 	errLog    sampler
 	via11     string // the Via entry of an HTTP/1.1 request: "1.1 " + pseudonym
+	budget    *retryBudget
 }
 
 // NewProxy returns a Proxy that sends each request to the server b picks.
@@ -92,6 +99,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 		retryAfter: "1",
 	}
 	o.maxEjection = DefaultMaxEjectionPercent
+	o.budgetPercent, o.budgetFloor = DefaultRetryBudgetPercent, DefaultRetryBudgetFloor
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("lb: NewProxy: option %d is nil", i)
@@ -119,7 +127,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	if o.via == "" {
 		o.via = fmt.Sprintf("lb-%016x", rand.Uint64())
 	}
-	p := &Proxy{bal: b, transport: o.transport, o: o, via11: "1.1 " + o.via}
+	p := &Proxy{bal: b, transport: o.transport, o: o, via11: "1.1 " + o.via, budget: newRetryBudget(&o)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     retryTransport{p},

@@ -33,6 +33,9 @@ type proxyOptions struct {
 	sticky             *sticky
 	via                string // the proxy's pseudonym in Via
 	maxEjection        int    // percent of a pool's servers that may be ejected at once
+	budgetPercent      float64
+	budgetFloor        int
+	noBudget           bool
 }
 
 // Defaults of the proxy options.
@@ -45,6 +48,12 @@ const (
 	// DefaultMaxEjectionPercent is the largest share of a pool's servers,
 	// in percent, that passive health ejects at once.
 	DefaultMaxEjectionPercent = 50
+
+	// DefaultRetryBudgetPercent and DefaultRetryBudgetFloor are the
+	// defaults of [WithRetryBudget]: retries are at most 20% of the
+	// requests, plus 3.
+	DefaultRetryBudgetPercent = 20
+	DefaultRetryBudgetFloor   = 3
 )
 
 // WithTransport sets the RoundTripper used to reach URL servers. The
@@ -278,6 +287,53 @@ func WithMaxEjectionPercent(percent int) ProxyOption {
 			return fmt.Errorf("WithMaxEjectionPercent: %d is not between 0 and 100", percent)
 		}
 		o.maxEjection = percent
+		return nil
+	}
+}
+
+// maxRetryBudgetFloor bounds the floor of [WithRetryBudget].
+const maxRetryBudgetFloor = 1_000_000
+
+// WithRetryBudget bounds the retries of the proxy ([WithRetries] bounds
+// those of one request): each request earns percent/100 of a retry, each
+// retry spends one, and a retry is made only if a whole one is there. The
+// credit starts at floor, and what requests earn accrues up to the larger
+// of floor and percent % of the requests in flight (between the first
+// attempt and the response headers), so that a quiet service can still
+// retry and a busy one can absorb a burst, while savings from quiet times
+// cannot pay for a storm. Over any stretch of time the retries are at most
+// floor plus percent % of the requests; with every server failing, the
+// servers see at most 1 + percent/100 attempts per request, plus floor. A
+// lone request may thus make at most max(floor, 1) retries whatever
+// [WithRetries] says, and with floor 0 a service with fewer than
+// 100/percent requests in flight never retries.
+//
+// The defaults are [DefaultRetryBudgetPercent] (20) and
+// [DefaultRetryBudgetFloor] (3). Unlike Envoy's retry budget, which bounds
+// the retries in flight, this one bounds the retries made: a failure such as
+// a refused connection takes almost no time, so a bound on retries in
+// flight barely slows a proxy that retries every one. percent must be
+// between 0 and 100, floor between 0 and 1,000,000.
+func WithRetryBudget(percent float64, floor int) ProxyOption {
+	return func(o *proxyOptions) error {
+		if !(percent >= 0 && percent <= 100) { // NaN too
+			return fmt.Errorf("WithRetryBudget: percent %v is not between 0 and 100", percent)
+		}
+		if floor < 0 || floor > maxRetryBudgetFloor {
+			return fmt.Errorf("WithRetryBudget: floor %d is not between 0 and %d", floor, maxRetryBudgetFloor)
+		}
+		o.budgetPercent, o.budgetFloor, o.noBudget = percent, floor, false
+		return nil
+	}
+}
+
+// WithoutRetryBudget turns the budget of [WithRetryBudget] off: every
+// request may make the retries [WithRetries] allows, whatever the others
+// do, so with every server failing each request makes 1 + that many
+// attempts.
+func WithoutRetryBudget() ProxyOption {
+	return func(o *proxyOptions) error {
+		o.noBudget = true
 		return nil
 	}
 }

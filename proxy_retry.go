@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync/atomic"
 )
 
 // retryTransport sends the outbound request, and retries it on other
@@ -19,6 +21,8 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if st == nil {
 		return t.p.transport.RoundTrip(req)
 	}
+	t.p.budget.enter()
+	defer t.p.budget.leave()
 	for {
 		if st.replay != nil {
 			req.Body, req.GetBody = st.replayBody()
@@ -35,11 +39,12 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		st.fail(err)
-		if !st.retryable(req, err) {
+		if !st.retryable(req, err) || !t.p.budget.spend() {
 			return nil, err
 		}
 		next, ok := st.repick(req)
 		if !ok {
+			t.p.budget.refund()
 			return nil, err
 		}
 		req = next
@@ -146,4 +151,76 @@ func isTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryBudget bounds how many retries a Proxy makes: each request earns a
+// share of a retry (the percent of [WithRetryBudget]) and each retry spends
+// a whole one. The credit starts at the floor and is capped at the larger
+// of the floor and that share of the requests in flight, so that what was
+// earned in quiet times cannot pay for a storm. Over any stretch of time,
+// retries are therefore at most the floor plus the share of the requests.
+// The zero retryBudget allows every retry.
+type retryBudget struct {
+	on       bool
+	deposit  int64 // credit a request earns, in millionths of a retry
+	floor    int64 // credit at the start, and the least cap, in millionths
+	credit   atomic.Int64
+	inFlight atomic.Int64 // requests in the retrying transport now
+}
+
+// retryUnit is the credit a retry spends.
+const retryUnit = 1_000_000
+
+func newRetryBudget(o *proxyOptions) *retryBudget {
+	b := &retryBudget{
+		on:      !o.noBudget,
+		deposit: int64(math.Round(o.budgetPercent * retryUnit / 100)),
+		floor:   int64(o.budgetFloor) * retryUnit,
+	}
+	b.credit.Store(b.floor)
+	return b
+}
+
+// enter counts a request in flight and earns its share of a retry.
+func (b *retryBudget) enter() {
+	if !b.on {
+		return
+	}
+	limit := max(b.floor, b.inFlight.Add(1)*b.deposit)
+	for {
+		c := b.credit.Load()
+		if c >= limit || b.credit.CompareAndSwap(c, min(c+b.deposit, limit)) {
+			return
+		}
+	}
+}
+
+// leave ends what enter began.
+func (b *retryBudget) leave() {
+	if b.on {
+		b.inFlight.Add(-1)
+	}
+}
+
+// spend takes one retry from the budget, if there is one.
+func (b *retryBudget) spend() bool {
+	if !b.on {
+		return true
+	}
+	for {
+		c := b.credit.Load()
+		if c < retryUnit {
+			return false
+		}
+		if b.credit.CompareAndSwap(c, c-retryUnit) {
+			return true
+		}
+	}
+}
+
+// refund gives back a retry that was spent and not made.
+func (b *retryBudget) refund() {
+	if b.on {
+		b.credit.Add(retryUnit)
+	}
 }
