@@ -40,9 +40,10 @@ import (
 // written to the client, and go to URL servers only. See [WithRetries].
 //
 // Retries are bounded by a budget, so that they cannot multiply the load of
-// servers that are all failing: each request earns a fifth of a retry, each
-// retry spends one, and a quiet service starts with, and keeps at least the
-// cap of, three. With every server failing, the servers see at most 1.2
+// servers that all fail: each request earns a fifth of a retry and each
+// retry spends one; the budget starts with three and saves up to three, or
+// a fifth of the requests in flight if that is more, so that a quiet
+// service can retry. With every server failing, the servers see at most 1.2
 // attempts per request, plus three. See [WithRetryBudget].
 //
 // # Passive health
