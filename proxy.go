@@ -37,7 +37,9 @@ import (
 // default; a larger body is streamed and not retried). A POST that may have
 // reached the server is never retried, and neither is a timeout: the server
 // may still be working on the request. Retries happen before anything is
-// written to the client, and go to URL servers only. See [WithRetries].
+// written to the client, and go to URL servers only. See [WithRetries]. An
+// idempotent request whose body was kept may also be retried when the
+// server answers with a status of [WithRetryOnStatus] (none by default).
 //
 // Retries are bounded by a budget, so that they cannot multiply the load of
 // servers that all fail: each request earns a fifth of a retry and each

@@ -36,6 +36,7 @@ type proxyOptions struct {
 	budgetPercent      float64
 	budgetFloor        int
 	noBudget           bool
+	retryStatus        map[int]bool
 }
 
 // Defaults of the proxy options.
@@ -334,6 +335,29 @@ func WithRetryBudget(percent float64, floor int) ProxyOption {
 func WithoutRetryBudget() ProxyOption {
 	return func(o *proxyOptions) error {
 		o.noBudget = true
+		return nil
+	}
+}
+
+// WithRetryOnStatus retries a request whose answer has one of the statuses
+// given, such as 503 (nginx's proxy_next_upstream http_503, Envoy's
+// retriable status codes), on a server not yet tried for it: only if the
+// method is idempotent and the body, if any, was kept ([WithRetryBodyLimit]),
+// within [WithRetries] and the retry budget ([WithRetryBudget]). The answer
+// given up is read (its first 64 KiB) and closed before the retry; when no
+// retry is left, the client gets the last answer. Each status must be
+// between 400 and 599. The default retries on no status; answers of
+// in-process handler servers are never retried.
+func WithRetryOnStatus(codes ...int) ProxyOption {
+	return func(o *proxyOptions) error {
+		set := make(map[int]bool, len(codes))
+		for _, c := range codes {
+			if c < 400 || c > 599 {
+				return fmt.Errorf("WithRetryOnStatus: status %d is not between 400 and 599", c)
+			}
+			set[c] = true
+		}
+		o.retryStatus = set
 		return nil
 	}
 }

@@ -28,6 +28,13 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body, req.GetBody = st.replayBody()
 		}
 		resp, err := t.p.transport.RoundTrip(req)
+		if err == nil && t.p.o.retryStatus[resp.StatusCode] && st.statusRetryable(req) && t.p.budget.spend() {
+			if next, ok := st.repickAfter(req, resp); ok {
+				req = next
+				continue
+			}
+			t.p.budget.refund()
+		}
 		if err == nil {
 			st.info.StatusCode = resp.StatusCode
 			if sk := t.p.o.sticky; sk != nil && st.pinned != st.res.Server {
@@ -83,6 +90,35 @@ func (st *proxyState) retryable(req *http.Request, err error) bool {
 	return !isTimeout(err) && idempotent(req.Method) && (!st.hasBody || st.replay != nil)
 }
 
+// statusRetryable reports whether an attempt whose status is one of
+// [WithRetryOnStatus] may be tried again on another server: the method is
+// idempotent and the body, if any, was kept.
+func (st *proxyState) statusRetryable(req *http.Request) bool {
+	return st.tries <= st.p.o.retries && !clientGone(st.in) &&
+		idempotent(req.Method) && (!st.hasBody || st.replay != nil)
+}
+
+// retryDrainLimit bounds how much of a response that is given up for a
+// retry is read, so that its connection can be used again; the rest, if
+// any, is dropped with the connection.
+const retryDrainLimit = 64 << 10
+
+// repickAfter picks a server not yet tried for the request whose attempt
+// answered resp; if there is one, it reads resp's body (up to
+// retryDrainLimit) and closes it, ends the attempt, and returns the next
+// outbound request. If there is none, resp is left as it is.
+func (st *proxyState) repickAfter(answered *http.Request, resp *http.Response) (*http.Request, bool) {
+	res, ok := st.untried()
+	if !ok {
+		return nil, false
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, retryDrainLimit)
+	_ = resp.Body.Close()
+	st.info.StatusCode = resp.StatusCode
+	st.end()
+	return st.next(answered, res), true
+}
+
 // repick ends the failed attempt and picks a server not yet tried for the
 // next one, returning its outbound request.
 func (st *proxyState) repick(failed *http.Request) (*http.Request, bool) {
@@ -91,8 +127,14 @@ func (st *proxyState) repick(failed *http.Request) (*http.Request, bool) {
 	if !ok {
 		return nil, false
 	}
+	return st.next(failed, res), true
+}
+
+// next begins the attempt on res that follows the one of prev, and returns
+// its outbound request.
+func (st *proxyState) next(prev *http.Request, res PickResult) *http.Request {
 	st.begin(res)
-	out := failed.Clone(failed.Context())
+	out := prev.Clone(prev.Context())
 	u := *st.in.URL
 	u.RawQuery = st.query // the inbound query; target adds the server's
 	out.URL = &u
@@ -100,7 +142,7 @@ func (st *proxyState) repick(failed *http.Request) (*http.Request, bool) {
 	if st.tracked != nil {
 		out.Body = io.NopCloser(st.tracked) // the transport closes bodies on errors
 	}
-	return out, true
+	return out
 }
 
 // untried picks a URL server not yet tried for this request: from the
