@@ -2,6 +2,7 @@ package lb
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -193,7 +194,7 @@ func TestProxyEjectionWithoutPool(t *testing.T) {
 func TestWithMaxEjectionPercentRejects(t *testing.T) {
 	t.Parallel()
 	b := BalancerFunc(func(*http.Request) (PickResult, error) { return PickResult{}, ErrNoServer })
-	for _, v := range []int{-1, 101, 1 << 40} {
+	for _, v := range []int{-1, 101, math.MaxInt} {
 		_, err := NewProxy(b, WithMaxEjectionPercent(v))
 		require.Error(t, err)
 		assert.Equal(t, fmt.Sprintf("lb: NewProxy: WithMaxEjectionPercent: %d is not between 0 and 100", v), err.Error())

@@ -3,6 +3,7 @@ package lb
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -177,7 +178,7 @@ func TestProxyRetryOnStatusLastAnswerWins(t *testing.T) {
 func TestWithRetryOnStatusRejects(t *testing.T) {
 	t.Parallel()
 	b := BalancerFunc(func(*http.Request) (PickResult, error) { return PickResult{}, ErrNoServer })
-	for _, c := range []int{0, 200, 302, 399, 600, 1 << 40} {
+	for _, c := range []int{0, 200, 302, 399, 600, math.MaxInt} {
 		_, err := NewProxy(b, WithRetryOnStatus(503, c))
 		require.Error(t, err)
 		assert.Equal(t, fmt.Sprintf("lb: NewProxy: WithRetryOnStatus: status %d is not between 400 and 599", c), err.Error())
