@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -73,8 +74,9 @@ func WithTransport(rt http.RoundTripper) ProxyOption {
 
 // WithResponseHeaderTimeout bounds how long the default transport waits for
 // a server's response headers, after the request is written; past it the
-// client gets 504. The default is no limit beyond the client's own. With
-// [WithTransport], set the timeout on that transport instead.
+// client gets 504. The default (and 0) is no limit beyond the client's own;
+// any positive duration is valid. With [WithTransport], set the timeout on
+// that transport instead.
 func WithResponseHeaderTimeout(d time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		if d < 0 {
@@ -114,7 +116,9 @@ func WithErrorHandler(f func(w http.ResponseWriter, r *http.Request, code int, e
 
 // WithRetries sets how many times a failed request may be retried on other
 // servers, when retrying is safe (see [Proxy]). The default is
-// [DefaultRetries]; 0 turns retries off.
+// [DefaultRetries]; 0 turns retries off. Each retry goes to a server not yet
+// tried for the request, so a count above the pool's size means trying
+// every server once; retries are also bounded by [WithRetryBudget].
 func WithRetries(n int) ProxyOption {
 	return func(o *proxyOptions) error {
 		if n < 0 {
@@ -141,7 +145,8 @@ func WithRetryBodyLimit(n int64) ProxyOption {
 
 // WithPassiveHealth ejects a server for cooldown after failures consecutive
 // failed requests. The defaults are [DefaultFailures] and
-// [DefaultCooldown]; failures 0 turns passive health off.
+// [DefaultCooldown]; failures 0 turns passive health off. failures may be
+// up to 2^31-1 and cooldown any positive duration.
 //
 // Ejection is its own state of the server, apart from the health that a
 // [HealthChecker] sets: when the cool-down ends the server takes traffic
@@ -154,6 +159,9 @@ func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		if failures < 0 {
 			return fmt.Errorf("WithPassiveHealth: negative failure count %d", failures)
+		}
+		if failures > math.MaxInt32 {
+			return fmt.Errorf("WithPassiveHealth: failure count %d is above the maximum %d", failures, math.MaxInt32)
 		}
 		if failures > 0 && cooldown <= 0 {
 			return fmt.Errorf("WithPassiveHealth: cool-down %v is not positive", cooldown)
@@ -217,7 +225,7 @@ func WithPreserveHost() ProxyOption {
 // WithFlushInterval sets how often a response is flushed to the client
 // while it is copied; a negative value flushes after every write. Streaming
 // responses (server-sent events, unknown length) are always flushed at
-// once. The default is 0: no periodic flush.
+// once. The default is 0: no periodic flush. Any duration is valid.
 func WithFlushInterval(d time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		o.flushInterval = d
@@ -226,13 +234,14 @@ func WithFlushInterval(d time.Duration) ProxyOption {
 }
 
 // WithRetryAfter sets the Retry-After header of 503 answers, in whole
-// seconds. The default is 1 second.
+// seconds (rounded down). The default is 1 second; any duration of a second
+// or more is valid.
 func WithRetryAfter(d time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		if d < time.Second {
 			return fmt.Errorf("WithRetryAfter: %v is below one second", d)
 		}
-		o.retryAfter = strconv.Itoa(int(d / time.Second))
+		o.retryAfter = strconv.FormatInt(int64(d/time.Second), 10)
 		return nil
 	}
 }
