@@ -50,8 +50,11 @@ func (p *Proxy) eject(s *Server) bool {
 	if p.o.maxEjection >= 100 {
 		return s.setFlag(flagEjected)
 	}
-	pb, ok := p.bal.(PoolBalancer)
-	if !ok || p.o.maxEjection == 0 {
+	var pool *Pool
+	if pb, ok := p.bal.(PoolBalancer); ok {
+		pool = pb.Pool()
+	}
+	if pool == nil || p.o.maxEjection == 0 {
 		return false // without the pool, how many would be left is unknown
 	}
 	ejectMu.Lock()
@@ -59,7 +62,7 @@ func (p *Proxy) eject(s *Server) bool {
 	if s.Ejected() {
 		return false
 	}
-	servers := pb.Pool().load().active
+	servers := pool.load().active
 	out := 0
 	for _, x := range servers {
 		if x.Ejected() {
