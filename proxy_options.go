@@ -289,8 +289,8 @@ func httpToken(s string) bool {
 // service this way goes out at its next failure once the share allows.
 // percent 0 turns ejection off; 100 allows every server to be ejected.
 //
-// A balancer that is not a [PoolBalancer] names no pool, so the proxy
-// cannot count: it then ejects only with percent 100.
+// A balancer that is not a [PoolBalancer] (or whose Pool is nil) names no
+// pool, so the proxy cannot count: it then ejects only with percent 100.
 func WithMaxEjectionPercent(percent int) ProxyOption {
 	return func(o *proxyOptions) error {
 		if percent < 0 || percent > 100 {
@@ -305,13 +305,14 @@ func WithMaxEjectionPercent(percent int) ProxyOption {
 const maxRetryBudgetFloor = 1_000_000
 
 // WithRetryBudget bounds the retries of the proxy ([WithRetries] bounds
-// those of one request): each request earns percent/100 of a retry, each
-// retry spends one, and a retry is made only if a whole one is there. The
-// credit starts at floor, and what requests earn accrues up to the larger
-// of floor and percent % of the requests in flight (between the first
-// attempt and the response headers), so that a quiet service can still
-// retry and a busy one can absorb a burst, while savings from quiet times
-// cannot pay for a storm. Over any stretch of time the retries are at most
+// those of one request): each request to a URL server earns percent/100 of
+// a retry, each retry spends one, and a retry is made only if a whole one
+// is there. The credit starts at floor, and what requests earn accrues up
+// to the larger of floor and percent % of the requests in flight (counted
+// from the first attempt to the response headers), so that a quiet service
+// can still retry and a busy one can absorb a burst, while savings from
+// quiet times cannot pay for a storm. The budget is the proxy's own, shared
+// by its requests and by no other proxy. Over any stretch of time the retries are at most
 // floor plus percent % of the requests; with every server failing, the
 // servers see at most 1 + percent/100 attempts per request, plus floor. A
 // lone request may thus make at most max(floor, 1) retries whatever
