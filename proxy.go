@@ -84,8 +84,7 @@ type Proxy struct {
 	transport http.RoundTripper // the one that reaches the servers
 	o         proxyOptions
 	errLog    sampler
-	via11     string   // the Via entry of an HTTP/1.1 request: "1.1 " + pseudonym
-	viaHdr    []string // {via11}, with no room to append: shared by requests
+	via11     string // the Via entry of an HTTP/1.1 request: "1.1 " + pseudonym
 	budget    *retryBudget
 }
 
@@ -132,7 +131,6 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 		o.via = fmt.Sprintf("lb-%016x", rand.Uint64())
 	}
 	p := &Proxy{bal: b, transport: o.transport, o: o, via11: "1.1 " + o.via, budget: newRetryBudget(&o)}
-	p.viaHdr = []string{p.via11}[:1:1]
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     retryTransport{p},
@@ -343,11 +341,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Del("Upgrade")
 		pr.Out.Header.Del("Connection")
 	}
-	if via := pr.Out.Header["Via"]; len(via) > 0 || pr.In.ProtoMajor != 1 || pr.In.ProtoMinor != 1 {
-		pr.Out.Header["Via"] = append(via, p.viaEntry(pr.In))
-	} else {
-		pr.Out.Header["Via"] = p.viaHdr // the common case, without an allocation
-	}
+	pr.Out.Header["Via"] = append(pr.Out.Header["Via"], p.viaEntry(pr.In))
 }
 
 // viaEntry returns what the proxy appends to the Via header of a request it
