@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -32,7 +33,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestProxyRetryBudgetBoundsAttempts(t *testing.T) {
 	t.Parallel()
 	const requests, clients = 1000, 32
-	servers := []*Server{deadServer(t, "d0"), deadServer(t, "d1"), deadServer(t, "d2")}
+	servers := []*Server{refusingServer(t, "d0"), refusingServer(t, "d1"), refusingServer(t, "d2")}
 	ct := &countingTransport{rt: newTransport(0)}
 	t.Cleanup(ct.rt.(*http.Transport).CloseIdleConnections)
 	p := newTestProxy(t, servers, WithTransport(ct), WithPassiveHealth(0, 0))
@@ -74,7 +75,7 @@ func TestProxyRetryBudgetBoundsAttempts(t *testing.T) {
 func TestProxyRetryBudgetSerial(t *testing.T) {
 	t.Parallel()
 	const requests = 50
-	servers := []*Server{deadServer(t, "d0"), deadServer(t, "d1"), deadServer(t, "d2")}
+	servers := []*Server{refusingServer(t, "d0"), refusingServer(t, "d1"), refusingServer(t, "d2")}
 	for _, tc := range []struct {
 		name string
 		opt  ProxyOption
@@ -161,4 +162,31 @@ func TestWithRetryBudgetRejects(t *testing.T) {
 		require.Error(t, err)
 		assert.Equal(t, tc.want, err.Error())
 	}
+}
+
+// refusingServer returns a server whose address refuses connections (see
+// refusingAddr).
+func refusingServer(t *testing.T, name string) *Server {
+	t.Helper()
+	s, err := NewServer("http://"+refusingAddr(t), WithName(name))
+	require.NoError(t, err)
+	return s
+}
+
+// refusingAddr returns a loopback address that refuses connections for the
+// whole test: its port is held by the client end of a loopback connection,
+// so no listener can take it over (deadServer's port, closed, may be reused
+// by another test's listener).
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	a, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	return c.LocalAddr().String()
 }

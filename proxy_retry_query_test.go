@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -21,11 +20,7 @@ func TestProxyRetryRebuildsQuery(t *testing.T) {
 	t.Cleanup(ts.Close)
 	good, err := NewServer(ts.URL+"/?shard=b", WithName("b"))
 	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	dead, err := NewServer("http://"+addr+"/?shard=a", WithName("a"))
+	dead, err := NewServer("http://"+refusingAddr(t)+"/?shard=a", WithName("a"))
 	require.NoError(t, err)
 
 	p := newTestProxy(t, []*Server{dead, good})
