@@ -215,7 +215,7 @@ const retryUnit = 1_000_000
 
 func newRetryBudget(o *proxyOptions) *retryBudget {
 	b := &retryBudget{
-		on:      !o.noBudget,
+		on:      !o.noBudget && o.retries > 0, // no retries: nothing to count
 		deposit: int64(math.Round(o.budgetPercent * retryUnit / 100)),
 		floor:   int64(o.budgetFloor) * retryUnit,
 	}
