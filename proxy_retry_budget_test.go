@@ -114,7 +114,7 @@ func TestRetryBudget(t *testing.T) {
 		}
 		return n
 	}
-	b := newRetryBudget(&proxyOptions{budgetPercent: 20, budgetFloor: 3})
+	b := newRetryBudget(&proxyOptions{retries: DefaultRetries, budgetPercent: 20, budgetFloor: 3})
 	assert.Equal(t, 3, spendAll(b), "the floor")
 	for range 5 {
 		b.enter()
@@ -136,12 +136,14 @@ func TestRetryBudget(t *testing.T) {
 	b.refund()
 	assert.Equal(t, 1, spendAll(b))
 
-	b = newRetryBudget(&proxyOptions{noBudget: true})
+	b = newRetryBudget(&proxyOptions{retries: DefaultRetries, noBudget: true})
 	for range 1000 {
 		require.True(t, b.spend())
 	}
 	var zero retryBudget
 	assert.True(t, zero.spend(), "the zero budget allows every retry")
+	b = newRetryBudget(&proxyOptions{budgetPercent: 20, budgetFloor: 3})
+	assert.False(t, b.on, "no retries, no budget to keep")
 }
 
 func TestWithRetryBudgetRejects(t *testing.T) {
