@@ -25,7 +25,9 @@ import (
 //
 //   - 503 Service Unavailable, with Retry-After, when no server is available;
 //   - 502 Bad Gateway when the server could not be reached or failed;
-//   - 504 Gateway Timeout when it did not answer in time.
+//   - 504 Gateway Timeout when it did not answer in time;
+//   - 508 Loop Detected when the request has come round a loop back to the
+//     proxy (see Headers).
 //
 // # Retries
 //
@@ -52,8 +54,10 @@ import (
 //
 // A server whose requests fail several times in a row (transport errors, and
 // the statuses 502, 503 and 504 by default) is ejected: balancers skip it
-// for a cool-down, after which it takes traffic again. A client that goes
-// away is never counted against a server. See [WithPassiveHealth].
+// for a cool-down, after which it takes traffic again. At most half of the
+// balancer's pool is ejected at once, so a lone server never is (see
+// [WithMaxEjectionPercent]). A client that goes away is never counted
+// against a server. See [WithPassiveHealth].
 //
 // # Headers
 //
@@ -76,7 +80,7 @@ import (
 // directions and count as in flight until they close.
 //
 // A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
-// causes of 502 and 504 answers, at most one line a second, and health
+// causes of 502, 504 and 508 answers, at most one line a second, and health
 // transitions; never a line per successful request.
 type Proxy struct {
 	bal       Balancer
