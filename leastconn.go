@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"math/bits"
 	"net/http"
 )
 
@@ -184,11 +185,15 @@ func (p *P2C) Pick(*http.Request) (PickResult, error) {
 	return leastLoaded(p.pool, servers, p.seed)
 }
 
+// pairDrawMax is the largest n for which n·(n−1) fits in an int: 2^31 with
+// 64-bit ints, 2^15 with 32-bit ones.
+const pairDrawMax = 1 << (bits.UintSize/2 - 1)
+
 // drawPair returns two distinct random indexes below n (n ≥ 2), every
 // ordered pair equally likely. One draw gives both: r encodes the pair, and
 // j skips over i. Two draws are needed only if n·(n−1) might overflow.
 func drawPair(randN func(int) int, n int) (i, j int) {
-	if n <= 1<<31 {
+	if n <= pairDrawMax {
 		r := randN(n * (n - 1))
 		i, j = r/(n-1), r%(n-1)
 	} else {

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"math"
+	"math/bits"
 	"net/http"
 )
 
@@ -136,7 +137,7 @@ func (at *aliasTable) draw(randN func(int) int) int {
 		x := uint64(randN(int(n * at.total)))
 		col, unit = x/at.total, x%at.total
 	} else {
-		col, unit = uint64(randN(int(n))), uint64(randN(int(at.total)))
+		col, unit = uint64(randN(int(n))), randBelow(randN, at.total, math.MaxInt)
 	}
 	if unit < at.prob[col] {
 		return int(col)
@@ -156,7 +157,7 @@ func weightedAmongUsable(sp *slowPath, randN func(int) int) (PickResult, error) 
 	if total == 0 {
 		return PickResult{}, ErrNoServer
 	}
-	x := int64(randN(int(total)))
+	x := int64(randBelow(randN, uint64(total), math.MaxInt))
 	for _, s := range sp.active {
 		w, ok := effectiveWeight(sp, s)
 		if !ok {
@@ -170,4 +171,22 @@ func weightedAmongUsable(sp *slowPath, randN func(int) int) (PickResult, error) 
 	// Servers that turned unavailable between the passes took x past
 	// the end.
 	return sp.scan(0)
+}
+
+// randBelow returns a random value in [0, n), n > 0, drawn with randN,
+// whose argument may be at most limit (math.MaxInt, which is 2^31−1 on
+// 32-bit platforms). For n above limit it combines a draw over the high
+// bits with one over the low bits, which covers [0, n) but for less than
+// its last 2^-30 part.
+func randBelow(randN func(int) int, n, limit uint64) uint64 {
+	if n <= limit {
+		return uint64(randN(int(n)))
+	}
+	shift := uint(bits.Len64(n) - bits.Len64(limit))
+	if n>>shift > limit {
+		shift++
+	}
+	hi := uint64(randN(int(n >> shift)))
+	lo := randBelow(randN, 1<<shift, limit)
+	return hi<<shift | lo
 }

@@ -237,21 +237,22 @@ func fitLap(weights []int) []int {
 	out := slices.Clone(weights)
 	limit := max(maxLap, 4*len(weights))
 	for {
-		g, total := 0, 0
+		// total is an int64: the sum of many weights passes 2^31.
+		g, total := 0, int64(0)
 		for _, w := range out {
 			g = gcd(g, w)
 		}
 		for i := range out {
 			out[i] /= g
-			total += out[i]
+			total += int64(out[i])
 		}
-		if total <= limit {
+		if total <= int64(limit) {
 			return out
 		}
 		// Each round lowers the total: every weight above 1 shrinks by
 		// at least one.
 		for i, w := range out {
-			out[i] = max(1, int(int64(w)*int64(limit)/int64(total)))
+			out[i] = max(1, int(int64(w)*int64(limit)/total))
 		}
 	}
 }

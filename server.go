@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -53,8 +54,19 @@ type Server struct {
 	// idle, while the server drains, is closed when its in-flight count
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
-	_    [2*cacheLine - 80]byte
+	// The padding rounds the size up to whole cache lines, with ints and
+	// pointers of 8 bytes (amd64, arm64) as of 4 (386, arm).
+	_ [(cacheLine - coldSize%cacheLine) % cacheLine]byte
 }
+
+// wordSize is the size of an int or a pointer: 8 bytes on 64-bit
+// platforms, 4 on 32-bit ones.
+const wordSize = bits.UintSize / 8
+
+// coldSize is the size of the fields of Server after its first cache line:
+// seven words (name: 2, url: 1, handler: 2, done: 1, idle: 1) and three
+// 64-bit integers.
+const coldSize = 7*wordSize + 3*8
 
 // cacheLine is the size the hot fields of Server and of the round-robin
 // counters are padded to, so that two cores updating different ones do not
