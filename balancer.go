@@ -51,6 +51,13 @@ type PickResult struct {
 	// Done ends the request: it decrements the server's in-flight count and
 	// records the outcome in its statistics. It is never nil, may be called
 	// from any goroutine, and must be called exactly once.
+	//
+	// A Done called when the server has no request in flight changes
+	// nothing; the first such call on each server is logged at level Error
+	// through slog's default logger. A second Done for one pick while the
+	// server has other picks in flight cannot be told from theirs: it ends
+	// one of them early, and the count is right again once they have all
+	// ended.
 	Done func(DoneInfo)
 }
 

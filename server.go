@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"net/http"
 	"net/url"
@@ -54,6 +55,9 @@ type Server struct {
 	// idle, while the server drains, is closed when its in-flight count
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
+
+	// extraDoneSeen is set once an extra Done has been logged.
+	extraDoneSeen atomic.Bool
 	// The padding rounds the size up to whole cache lines, with ints and
 	// pointers of 8 bytes (amd64, arm64) as of 4 (386, arm).
 	_ [(cacheLine - coldSize%cacheLine) % cacheLine]byte
@@ -64,9 +68,9 @@ type Server struct {
 const wordSize = bits.UintSize / 8
 
 // coldSize is the size of the fields of Server after its first cache line:
-// seven words (name: 2, url: 1, handler: 2, done: 1, idle: 1) and three
-// 64-bit integers.
-const coldSize = 7*wordSize + 3*8
+// seven words (name: 2, url: 1, handler: 2, done: 1, idle: 1), three 64-bit
+// integers and one 32-bit one.
+const coldSize = 7*wordSize + 3*8 + 4
 
 // cacheLine is the size the hot fields of Server and of the round-robin
 // counters are padded to, so that two cores updating different ones do not
@@ -314,22 +318,50 @@ func (s *Server) Acquire() PickResult {
 }
 
 // release is the Done of every PickResult for s.
+//
+// Done is one function per server, shared by all its picks, so it cannot
+// tell which pick it ends. What it can tell is a Done that would take the
+// in-flight count below zero: with no pick left to end, it is an extra
+// Done (a second call for one pick), and it changes nothing. An extra Done
+// while other picks of s are in flight cannot be told apart from theirs: it
+// ends one of them early, and the Done of the last of them finds the count
+// at zero and does nothing, so the count is right again once s is idle.
 func (s *Server) release(info DoneInfo) {
+	delta := uint64(loadRelease) // one less in flight, one more completed
 	if info.Err == ErrNotUsed {
-		// One less in flight, no request counted.
-		if inflight(s.load.Add(^uint64(0))) == 0 && s.flags.Load()&flagDraining != 0 {
-			s.signalIdle()
-		}
-		return
+		delta = ^uint64(0) // one less in flight, no request counted
 	}
-	if inflight(s.load.Add(loadRelease)) == 0 && s.flags.Load()&flagDraining != 0 {
-		s.signalIdle()
+	for {
+		l := s.load.Load()
+		if inflight(l) <= 0 {
+			s.extraDone()
+			return
+		}
+		if s.load.CompareAndSwap(l, l+delta) {
+			if inflight(l) == 1 && s.flags.Load()&flagDraining != 0 {
+				s.signalIdle()
+			}
+			break
+		}
+	}
+	if info.Err == ErrNotUsed {
+		return
 	}
 	if (info.Err != nil && !errors.Is(info.Err, context.Canceled)) || info.StatusCode >= 500 {
 		s.failures.Add(1)
 	}
 	if info.Duration > 0 {
 		s.latency.Store(int64(info.Duration))
+	}
+}
+
+// extraDone reports a Done called with no request in flight on s, through
+// slog's default logger, the first time it happens on s.
+func (s *Server) extraDone() {
+	if s.extraDoneSeen.CompareAndSwap(false, true) {
+		slog.Default().LogAttrs(context.Background(), slog.LevelError,
+			"lb: PickResult.Done called more times than Pick; extra calls are ignored",
+			slog.String("server", s.name))
 	}
 }
 
