@@ -243,7 +243,9 @@ func (h *ConsistentHash) PickKey(key string) (PickResult, error) {
 	i := ring.locate(x)
 	s := st.active[ring.points[i].owner]
 	if h.bound == 0 && s.available() {
-		return s.Acquire(), nil
+		if res, ok := h.pool.acquire(st, s); ok {
+			return res, nil
+		}
 	}
 	return h.walk(st, ring, x, i)
 }
@@ -251,7 +253,7 @@ func (h *ConsistentHash) PickKey(key string) (PickResult, error) {
 // walk goes along the ring from point i to the first server that may take
 // the key.
 func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (PickResult, error) {
-	sp := slowPath{pool: h.pool, active: st.active}
+	sp := slowPath{pool: h.pool, st: st, active: st.active}
 	var total int64 = -1 // in flight over the pool, summed when first needed
 	n := len(ring.points)
 	steps := min(n, 8*len(st.active)+64)
@@ -270,7 +272,10 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 			continue // a ramping server takes a fraction f of its keys
 		}
 		if h.bound == 0 {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
+			continue
 		}
 		// An idle server is always under its cap (which is at least 1):
 		// no need to sum the pool's load.
@@ -305,7 +310,10 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 	if best == nil {
 		return PickResult{}, ErrNoServer
 	}
-	return best.Acquire(), nil
+	if res, ok := sp.acquire(best); ok {
+		return res, nil
+	}
+	return PickResult{}, ErrNoServer
 }
 
 // keyCoin returns a number in [0, 1) fixed by the key and the server, so a
@@ -323,6 +331,10 @@ func (s *Server) tryAcquire(limit int64) bool {
 			return false
 		}
 		if s.load.CompareAndSwap(l, l+loadPick) {
+			if s.flags.Load()&flagDraining != 0 { // see Server.acquire
+				s.release(DoneInfo{Err: ErrNotUsed})
+				return false
+			}
 			return true
 		}
 	}

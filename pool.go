@@ -225,8 +225,11 @@ func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 // being drained.
 //
 // Draining is a state of the server: if it is also in other pools, they
-// stop picking it too until Drain returns. A pick that began just before
-// the drain may still land on s; Drain waits for it as for any other.
+// stop picking it too until Drain returns. A pick that began before the
+// drain either lands on s before Drain has seen it idle, and Drain waits
+// for it as for any other, or does not land on it at all: once Drain has
+// returned nil, no pick holds s. (A late pick may count itself on s for an
+// instant before it backs out, so InFlight may read 1 just then.)
 func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	if s == nil || p.Server(s.name) != s {
 		return fmt.Errorf("%w: %v", ErrUnknownServer, s)
@@ -252,6 +255,24 @@ func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	}
 	s.clearFlag(flagDraining)
 	return err
+}
+
+// acquire counts a request in flight on s, which a pick chose from the
+// snapshot st of p, and returns its PickResult; it reports false, counting
+// nothing, if a Drain of s has begun or if s has left p since st was
+// loaded (a Drain that has ended meanwhile, a Remove). A balancer then
+// treats s as unavailable. st may be nil: s must then be a member now.
+func (p *Pool) acquire(st *poolState, s *Server) (PickResult, bool) {
+	if !s.acquire() {
+		return PickResult{}, false
+	}
+	// A Drain removes s before it clears its flag: a pick that saw the
+	// flag clear after a whole drain sees the new snapshot here.
+	if cur := p.state.Load(); cur != st && cur.byName[s.name] != s {
+		s.release(DoneInfo{Err: ErrNotUsed})
+		return PickResult{}, false
+	}
+	return PickResult{Server: s, Done: s.done}, true
 }
 
 // SetPanicThreshold sets the pool's panic mode: when the fraction of its

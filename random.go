@@ -57,15 +57,24 @@ func (rd *Random) Pick(*http.Request) (PickResult, error) {
 		}
 		s := st.active[i]
 		if s.available() {
-			return s.Acquire(), nil
+			if res, ok := rd.pool.acquire(st, s); ok {
+				return res, nil
+			}
+			continue
 		}
 		if sp == nil {
-			sp = &slowPath{pool: rd.pool, active: st.active}
+			sp = &slowPath{pool: rd.pool, st: st, active: st.active}
 			sp.rnd.init(rd.seed)
 		}
 		if sp.accept(s) {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
 		}
+	}
+	if sp == nil {
+		sp = &slowPath{pool: rd.pool, st: st, active: st.active}
+		sp.rnd.init(rd.seed)
 	}
 	return weightedAmongUsable(sp, rd.randN)
 }
@@ -164,12 +173,15 @@ func weightedAmongUsable(sp *slowPath, randN func(int) int) (PickResult, error) 
 			continue
 		}
 		if x < w {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
+			break // drained meanwhile: take the first usable one
 		}
 		x -= w
 	}
 	// Servers that turned unavailable between the passes took x past
-	// the end.
+	// the end, or the one drawn was drained meanwhile.
 	return sp.scan(0)
 }
 

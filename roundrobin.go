@@ -51,16 +51,19 @@ func (rr *RoundRobin) Pool() *Pool { return rr.pool }
 
 // Pick returns the next available server in turn. r is not used.
 func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
-	servers := rr.pool.load().active
+	st := rr.pool.load()
+	servers := st.active
 	n := uint64(len(servers))
 	if n == 0 {
 		return PickResult{}, ErrNoServer
 	}
 	i := rr.next.Add(1) - 1
 	if s := servers[i%n]; s.available() {
-		return s.Acquire(), nil
+		if res, ok := rr.pool.acquire(st, s); ok {
+			return res, nil
+		}
 	}
-	return rotate(rr.pool, servers, nil, &rr.next.Uint64, i)
+	return rotate(rr.pool, st, nil, &rr.next.Uint64, i)
 }
 
 // rotate is the slow path of the round-robin picks, once the server at
@@ -68,8 +71,9 @@ func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
 // not plainly available: it tries that server again on the slow path (it
 // may be slow-starting, or the pool in panic mode), then the next
 // positions, then scans the pool.
-func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i uint64) (PickResult, error) {
-	sp := slowPath{pool: pool, active: servers}
+func rotate(pool *Pool, st *poolState, order []int32, next *atomic.Uint64, i uint64) (PickResult, error) {
+	servers := st.active
+	sp := slowPath{pool: pool, st: st, active: servers}
 	sp.rnd.state = i // coins for ramps, reproducible from the position
 	at := func(i uint64) *Server {
 		if order == nil {
@@ -78,7 +82,9 @@ func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i
 		return servers[order[i%uint64(len(order))]]
 	}
 	if s := at(i); sp.accept(s) {
-		return s.Acquire(), nil
+		if res, ok := sp.acquire(s); ok {
+			return res, nil
+		}
 	}
 	lap := uint64(len(servers))
 	if order != nil {
@@ -87,7 +93,9 @@ func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i
 	for range min(lap-1, redraws) {
 		i = next.Add(1) - 1
 		if s := at(i); sp.accept(s) {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
 		}
 	}
 	return sp.scan(next.Load())
@@ -148,9 +156,11 @@ func (w *WeightedRoundRobin) Pick(*http.Request) (PickResult, error) {
 		s = servers[order[i%uint64(len(order))]]
 	}
 	if s.available() {
-		return s.Acquire(), nil
+		if res, ok := w.pool.acquire(st, s); ok {
+			return res, nil
+		}
 	}
-	return rotate(w.pool, servers, order, &w.next.Uint64, i)
+	return rotate(w.pool, st, order, &w.next.Uint64, i)
 }
 
 // smoothOrder returns the snapshot's weighted order, building it on first

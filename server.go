@@ -312,9 +312,31 @@ func inflight(load uint64) int64 {
 // Acquire counts one more request in flight on s and returns a PickResult
 // whose Done ends it. Balancers call it once they have chosen s; a custom
 // [Balancer] should do the same. It does not check health.
+//
+// It does check for a drain: if a [Pool.Drain] of s has begun, it counts
+// nothing and returns the zero PickResult (nil Server and Done), so that a
+// pick that chose s before the drain began cannot land on it after Drain
+// has seen it idle. A caller that gets no Server should choose again or
+// return [ErrNoServer].
 func (s *Server) Acquire() PickResult {
-	s.load.Add(loadPick)
+	if !s.acquire() {
+		return PickResult{}
+	}
 	return PickResult{Server: s, Done: s.done}
+}
+
+// acquire counts one more request in flight on s, unless a Drain of s has
+// begun: it reports whether it did. It counts first and reads the flag
+// after, while Drain sets the flag first and reads the count after, so
+// either the pick sees the flag and backs out, or Drain sees the pick and
+// waits for its Done.
+func (s *Server) acquire() bool {
+	s.load.Add(loadPick)
+	if s.flags.Load()&flagDraining == 0 {
+		return true
+	}
+	s.release(DoneInfo{Err: ErrNotUsed}) // wakes Drain if it waits for this
+	return false
 }
 
 // release is the Done of every PickResult for s.
