@@ -46,11 +46,9 @@ type Server struct {
 	handler  http.Handler // nil for a URL server
 	done     func(DoneInfo)
 
-	// Slow start: while flagRamping is set, the server's share grows from
-	// minRamp to full between rampStart and rampStart+rampWindow (Unix
-	// nanoseconds).
-	rampStart  atomic.Int64
-	rampWindow atomic.Int64
+	// slow is the slow-start ramp, nil when there is none; flagRamping
+	// says there may be one, so that picks of other servers skip it.
+	slow atomic.Pointer[slowStart]
 
 	// idle, while the server drains, is closed when its in-flight count
 	// reaches zero.
@@ -68,9 +66,17 @@ type Server struct {
 const wordSize = bits.UintSize / 8
 
 // coldSize is the size of the fields of Server after its first cache line:
-// seven words (name: 2, url: 1, handler: 2, done: 1, idle: 1), three 64-bit
-// integers and one 32-bit one.
-const coldSize = 7*wordSize + 3*8 + 4
+// eight words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1), a
+// 64-bit integer and a 32-bit one.
+const coldSize = 8*wordSize + 8 + 4
+
+// slowStart is one slow-start ramp: the server's share grows from minRamp
+// to full between start and start+window (Unix nanoseconds). It is never
+// changed once made: a new ramp is a new value, so that a pick can end the
+// ramp it found over, and only that one.
+type slowStart struct {
+	start, window int64
+}
 
 // cacheLine is the size the hot fields of Server and of the round-robin
 // counters are padded to, so that two cores updating different ones do not
@@ -251,38 +257,67 @@ func (s *Server) SlowStart(window time.Duration) { s.SlowStartAt(time.Now(), win
 // SlowStartAt is SlowStart with a ramp that began at start, for a pool
 // whose balancers run on a clock of their own ([Pool.SetClock]).
 func (s *Server) SlowStartAt(start time.Time, window time.Duration) {
-	if window <= 0 {
-		s.clearFlag(flagRamping)
-		return
+	var r *slowStart
+	if window > 0 {
+		r = &slowStart{start: start.UnixNano(), window: int64(window)}
 	}
-	s.rampWindow.Store(int64(window))
-	s.rampStart.Store(start.UnixNano())
-	s.setFlag(flagRamping)
+	s.slow.Store(r)
+	s.syncRampFlag()
+}
+
+// endRamp ends the ramp r, which a pick found over, unless another ramp
+// has replaced it meanwhile.
+func (s *Server) endRamp(r *slowStart) {
+	if s.slow.CompareAndSwap(r, nil) {
+		s.syncRampFlag()
+	}
+}
+
+// syncRampFlag makes flagRamping agree with s.slow after a change of it.
+// Whoever clears the flag looks at the ramp again afterwards and sets the
+// flag back if a new ramp has come in meanwhile, so a new ramp always ends
+// with its flag set. (The flag may be left set with no ramp, by a race with
+// an end; the next pick that looks ends that, through endRamp(nil).)
+func (s *Server) syncRampFlag() {
+	for {
+		if s.slow.Load() != nil {
+			s.setFlag(flagRamping)
+			return
+		}
+		s.clearFlag(flagRamping)
+		if s.slow.Load() == nil {
+			return
+		}
+	}
 }
 
 // ramp returns the fraction of its weight the server gets at time now
 // (Unix nanoseconds), and ends the ramp when it is over, so that picks go
 // back to the fast path.
 func (s *Server) ramp(now int64) float64 {
-	f, over := s.rampAt(now)
+	f, over, r := s.rampAt(now)
 	if over {
-		s.clearFlag(flagRamping)
+		s.endRamp(r)
 	}
 	return f
 }
 
 // rampAt returns the fraction of its weight the server gets at time now,
-// and whether a ramp has run its course; it changes nothing.
-func (s *Server) rampAt(now int64) (frac float64, over bool) {
+// whether a ramp has run its course, and the ramp it looked at; it changes
+// nothing.
+func (s *Server) rampAt(now int64) (frac float64, over bool, r *slowStart) {
 	if s.flags.Load()&flagRamping == 0 {
-		return 1, false
+		return 1, false, nil
 	}
-	window := s.rampWindow.Load()
-	elapsed := now - s.rampStart.Load()
-	if window <= 0 || elapsed >= window {
-		return 1, true
+	r = s.slow.Load()
+	if r == nil {
+		return 1, true, nil // a flag left behind: ending nil clears it
 	}
-	return minRamp + (1-minRamp)*float64(max(elapsed, 0))/float64(window), false
+	elapsed := now - r.start
+	if elapsed >= r.window {
+		return 1, true, r
+	}
+	return minRamp + (1-minRamp)*float64(max(elapsed, 0))/float64(r.window), false, r
 }
 
 // Ejected reports whether a [Proxy]'s passive health check has taken the
@@ -422,7 +457,7 @@ type Stats struct {
 // Stats returns a snapshot of the server's state and counters.
 func (s *Server) Stats() Stats {
 	load, flags := s.load.Load(), s.flags.Load()
-	ramp, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
+	ramp, _, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
 	st := Stats{
 		Name:        s.name,
 		Weight:      s.weight,
