@@ -242,10 +242,8 @@ func (h *ConsistentHash) PickKey(key string) (PickResult, error) {
 	x := hashString(key, 0)
 	i := ring.locate(x)
 	s := st.active[ring.points[i].owner]
-	if h.bound == 0 && s.available() {
-		if res, ok := h.pool.acquire(st, s); ok {
-			return res, nil
-		}
+	if h.bound == 0 && s.available() && (h.pool.counted(st, s) || h.pool.recheck(s)) {
+		return s.picked(), nil
 	}
 	return h.walk(st, ring, x, i)
 }

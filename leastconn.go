@@ -41,7 +41,7 @@ func (lc *LeastConn) Pool() *Pool { return lc.pool }
 // Pick returns the available server with the lowest weighted load. r is not
 // used.
 func (lc *LeastConn) Pick(*http.Request) (PickResult, error) {
-	return leastLoaded(lc.pool, lc.pool.load(), lc.seed)
+	return leastLoaded(lc.pool, lc.pool.load(), lc.seed, acquireTries)
 }
 
 // rampBits scales weights in load comparisons, so that a slow-starting
@@ -70,29 +70,14 @@ const acquireTries = 4
 // leastLoaded returns the usable server of the snapshot st with the lowest
 // (in-flight+1)/weight, ties broken at random by reservoir sampling. If a
 // drain or a change of the pool takes its choice away before it is
-// counted, it chooses again from the pool as it is then.
-func leastLoaded(pool *Pool, st *poolState, seed func() uint64) (PickResult, error) {
-	var rnd fastRand
-	for range acquireTries {
-		best := leastLoadedOnce(pool, st, seed, &rnd)
-		if best == nil {
-			return PickResult{}, ErrNoServer
-		}
-		if res, ok := pool.acquire(st, best); ok {
-			return res, nil
-		}
-		st = pool.load()
-	}
-	return PickResult{}, ErrNoServer
-}
-
-// leastLoadedOnce returns the usable server of st with the lowest
-// (in-flight+1)/weight, or nil; rnd breaks ties.
-func leastLoadedOnce(pool *Pool, st *poolState, seed func() uint64, rnd *fastRand) *Server {
+// counted, it chooses again from the pool as it is then, up to tries
+// times in all.
+func leastLoaded(pool *Pool, st *poolState, seed func() uint64, tries int) (PickResult, error) {
 	var (
 		best            *Server
 		bestLoad, bestW int64
 		ties            uint64
+		rnd             fastRand
 		sp              = slowPath{pool: pool, st: st, active: st.active}
 	)
 	for _, s := range st.active {
@@ -130,7 +115,16 @@ func leastLoadedOnce(pool *Pool, st *poolState, seed func() uint64, rnd *fastRan
 		}
 		best, bestLoad, bestW = s, load, w
 	}
-	return best
+	if best == nil {
+		return PickResult{}, ErrNoServer
+	}
+	if pool.counted(st, best) || pool.recheck(best) {
+		return best.picked(), nil
+	}
+	if tries <= 1 {
+		return PickResult{}, ErrNoServer
+	}
+	return leastLoaded(pool, pool.load(), seed, tries-1)
 }
 
 // P2C is the power of two choices: it draws two distinct servers at random
@@ -208,11 +202,11 @@ func (p *P2C) Pick(*http.Request) (PickResult, error) {
 				continue
 			}
 		}
-		if res, ok := p.pool.acquire(st, s); ok {
-			return res, nil
+		if p.pool.counted(st, s) || p.pool.recheck(s) {
+			return s.picked(), nil
 		}
 	}
-	return leastLoaded(p.pool, st, p.seed)
+	return leastLoaded(p.pool, st, p.seed, acquireTries)
 }
 
 // pairDrawMax is the largest n for which n·(n−1) fits in an int: 2^31 with

@@ -261,18 +261,36 @@ func (p *Pool) Drain(ctx context.Context, s *Server) error {
 // snapshot st of p, and returns its PickResult; it reports false, counting
 // nothing, if a Drain of s has begun or if s has left p since st was
 // loaded (a Drain that has ended meanwhile, a Remove). A balancer then
-// treats s as unavailable. st may be nil: s must then be a member now.
+// treats s as unavailable. Hot paths write it out as
+// p.counted(st, s) || p.recheck(s), which inlines.
 func (p *Pool) acquire(st *poolState, s *Server) (PickResult, bool) {
-	if !s.acquire() {
-		return PickResult{}, false
+	if p.counted(st, s) || p.recheck(s) {
+		return s.picked(), true
 	}
-	// A Drain removes s before it clears its flag: a pick that saw the
-	// flag clear after a whole drain sees the new snapshot here.
-	if cur := p.state.Load(); cur != st && cur.byName[s.name] != s {
-		s.release(DoneInfo{Err: ErrNotUsed})
-		return PickResult{}, false
+	return PickResult{}, false
+}
+
+// counted counts a request in flight on s and reports whether the pick may
+// keep it without a closer look: s is not draining and the pool has not
+// changed since st. Counted first, checked after: see Server.acquire. A
+// Drain removes s before it clears its flag, so a pick that saw the flag
+// clear after a whole drain sees a new snapshot here. When it reports
+// false, recheck decides.
+func (p *Pool) counted(st *poolState, s *Server) bool {
+	s.load.Add(loadPick)
+	return s.flags.Load()&flagDraining == 0 && p.state.Load() == st
+}
+
+// recheck is the slow path of acquire, once counted has said no: it
+// reports whether the pick may keep s (it is not draining and still a
+// member), and otherwise takes the count back.
+//
+//go:noinline
+func (p *Pool) recheck(s *Server) bool {
+	if s.flags.Load()&flagDraining == 0 && p.state.Load().byName[s.name] == s {
+		return true
 	}
-	return PickResult{Server: s, Done: s.done}, true
+	return s.backOut()
 }
 
 // SetPanicThreshold sets the pool's panic mode: when the fraction of its

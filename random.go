@@ -57,8 +57,8 @@ func (rd *Random) Pick(*http.Request) (PickResult, error) {
 		}
 		s := st.active[i]
 		if s.available() {
-			if res, ok := rd.pool.acquire(st, s); ok {
-				return res, nil
+			if rd.pool.counted(st, s) || rd.pool.recheck(s) {
+				return s.picked(), nil
 			}
 			continue
 		}

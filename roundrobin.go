@@ -58,10 +58,8 @@ func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
 		return PickResult{}, ErrNoServer
 	}
 	i := rr.next.Add(1) - 1
-	if s := servers[i%n]; s.available() {
-		if res, ok := rr.pool.acquire(st, s); ok {
-			return res, nil
-		}
+	if s := servers[i%n]; s.available() && (rr.pool.counted(st, s) || rr.pool.recheck(s)) {
+		return s.picked(), nil
 	}
 	return rotate(rr.pool, st, nil, &rr.next.Uint64, i)
 }
@@ -160,10 +158,8 @@ func (w *WeightedRoundRobin) Pick(*http.Request) (PickResult, error) {
 	} else {
 		s = servers[order[i%uint64(len(order))]]
 	}
-	if s.available() {
-		if res, ok := w.pool.acquire(st, s); ok {
-			return res, nil
-		}
+	if s.available() && (w.pool.counted(st, s) || w.pool.recheck(s)) {
+		return s.picked(), nil
 	}
 	return rotate(w.pool, st, order, &w.next.Uint64, i)
 }

@@ -360,6 +360,9 @@ func (s *Server) Acquire() PickResult {
 	return PickResult{Server: s, Done: s.done}
 }
 
+// picked returns the PickResult of a pick of s that has been counted.
+func (s *Server) picked() PickResult { return PickResult{Server: s, Done: s.done} }
+
 // acquire counts one more request in flight on s, unless a Drain of s has
 // begun: it reports whether it did. It counts first and reads the flag
 // after, while Drain sets the flag first and reads the count after, so
@@ -367,10 +370,16 @@ func (s *Server) Acquire() PickResult {
 // waits for its Done.
 func (s *Server) acquire() bool {
 	s.load.Add(loadPick)
-	if s.flags.Load()&flagDraining == 0 {
-		return true
-	}
-	s.release(DoneInfo{Err: ErrNotUsed}) // wakes Drain if it waits for this
+	return s.flags.Load()&flagDraining == 0 || s.backOut()
+}
+
+// backOut takes back a count that acquire made, waking Drain if it waits
+// for it, and returns false. It is kept out of acquire so that acquire is
+// inlined.
+//
+//go:noinline
+func (s *Server) backOut() bool {
+	s.release(DoneInfo{Err: ErrNotUsed})
 	return false
 }
 
