@@ -45,7 +45,8 @@ func TestRampNotCancelledByLatePick(t *testing.T) {
 // check on the server. Once both are done, the fresh ramp must be in
 // place.
 func TestRampRaceWithPicks(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its goroutines must not overlap tests that count
+	// the process's goroutines.
 	s := newTestServers(t, 1)[0]
 	t0 := time.Unix(1000, 0)
 	now := t0.UnixNano()
