@@ -170,3 +170,37 @@ func TestDrainAddLoadRoundRobin(t *testing.T) {
 		assert.Zero(t, s.InFlight(), s.Name())
 	}
 }
+
+// TestDrainDuringConsistentHashPick is the race on ConsistentHash, bounded
+// and not: the key's server slow-starts (at nearly its full share), so
+// the pick reads the pool's clock after checking its flags and before
+// counting it, and the clock drains it to completion there. The pick must
+// go to the other server.
+func TestDrainDuringConsistentHashPick(t *testing.T) {
+	t.Parallel()
+	for _, opts := range [][]Option{nil, {WithBoundedLoad(1.25)}} {
+		p, servers := newTestPool(t, 1, 1)
+		h, err := NewConsistentHash(p, KeyHeader("X-Key"), opts...)
+		require.NoError(t, err)
+		const key = "some key"
+		res, err := h.PickKey(key)
+		require.NoError(t, err)
+		owner := res.Server
+		res.Done(DoneInfo{})
+
+		t0 := time.Unix(1000, 0)
+		for _, s := range servers {
+			s.SlowStartAt(t0.Add(-time.Hour+time.Millisecond), time.Hour) // 99.99…%
+		}
+		var once sync.Once
+		p.SetClock(func() time.Time {
+			once.Do(func() { require.NoError(t, p.Drain(context.Background(), owner)) })
+			return t0
+		})
+		res, err = h.PickKey(key)
+		require.NoError(t, err)
+		assert.NotSame(t, owner, res.Server, "landed on the drained server (options %v)", len(opts))
+		res.Done(DoneInfo{})
+		assert.Zero(t, owner.InFlight())
+	}
+}

@@ -277,7 +277,7 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 		}
 		// An idle server is always under its cap (which is at least 1):
 		// no need to sum the pool's load.
-		if s.tryAcquire(1) {
+		if s.tryAcquire(1) && (h.pool.state.Load() == st || h.pool.recheck(s)) {
 			return PickResult{Server: s, Done: s.done}, nil
 		}
 		if total < 0 {
@@ -287,7 +287,7 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 			}
 		}
 		limit := int64(math.Ceil(h.bound * float64(total+1) * float64(s.weight) / float64(st.total)))
-		if s.tryAcquire(limit) {
+		if s.tryAcquire(limit) && (h.pool.state.Load() == st || h.pool.recheck(s)) {
 			return PickResult{Server: s, Done: s.done}, nil
 		}
 	}
