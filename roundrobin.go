@@ -113,7 +113,8 @@ func rotate(pool *Pool, st *poolState, order []int32, next *atomic.Uint64, i uin
 //
 // With every server available, the order is smooth within a proven bound:
 // in any k consecutive picks, a server of weight w out of a total W, among
-// n servers, is picked k·w/W times give or take at most H_n − 1/n, where
+// n servers (weights as used, after any scaling), is picked k·w/W times
+// give or take at most H_n − 1/n, where
 // H_n = 1 + 1/2 + … + 1/n (under 2.83 for 10 servers, 4.48 for 50).
 //
 // Unhealthy and draining servers are skipped: their turns go to the next
