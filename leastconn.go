@@ -177,33 +177,34 @@ func (p *P2C) Pick(*http.Request) (PickResult, error) {
 	for range redraws {
 		i, j := drawPair(p.randN, n)
 		a, b := servers[i], servers[j]
-		var s *Server
 		if a.flags.Load()|b.flags.Load() == 0 { // the fast path: no flags
-			s = a
 			if (b.InFlight()+1)*int64(a.weight) < (a.InFlight()+1)*int64(b.weight) {
-				s = b
+				a = b
 			}
-		} else {
-			wa, aok := effectiveWeight(&sp, a)
-			wb, bok := effectiveWeight(&sp, b)
-			switch {
-			case aok && bok:
-				// The pair is in random order, so a tie going to a is
-				// fair.
-				s = a
-				if (b.InFlight()+1)*wa < (a.InFlight()+1)*wb {
-					s = b
-				}
-			case aok:
-				s = a
-			case bok:
-				s = b
-			default:
-				continue
+			if p.pool.counted(st, a) || p.pool.recheck(a) {
+				return a.picked(), nil
 			}
+			continue
 		}
-		if p.pool.counted(st, s) || p.pool.recheck(s) {
-			return s.picked(), nil
+		var s *Server
+		wa, aok := effectiveWeight(&sp, a)
+		wb, bok := effectiveWeight(&sp, b)
+		switch {
+		case aok && bok:
+			// The pair is in random order, so a tie going to a is fair.
+			s = a
+			if (b.InFlight()+1)*wa < (a.InFlight()+1)*wb {
+				s = b
+			}
+		case aok:
+			s = a
+		case bok:
+			s = b
+		default:
+			continue
+		}
+		if res, ok := p.pool.acquire(st, s); ok {
+			return res, nil
 		}
 	}
 	return leastLoaded(p.pool, st, p.seed, acquireTries)
