@@ -10,16 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// recordHandler is a slog.Handler that keeps the messages it is given.
-type recordHandler struct {
+// extraDoneLog is a slog.Handler that keeps the messages it is given.
+type extraDoneLog struct {
 	mu   sync.Mutex
 	msgs []string
 	attr map[string][]string
 }
 
-func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *extraDoneLog) Enabled(context.Context, slog.Level) bool { return true }
 
-func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+func (h *extraDoneLog) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.msgs = append(h.msgs, r.Message)
@@ -33,18 +33,18 @@ func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
+func (h *extraDoneLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *extraDoneLog) WithGroup(string) slog.Handler      { return h }
 
-func (h *recordHandler) messages() []string {
+func (h *extraDoneLog) messages() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.msgs...)
 }
 
-// useDefaultLogger makes slog's default logger h for the rest of the test.
+// logExtraDonesTo makes slog's default logger h for the rest of the test.
 // The test must not be parallel: the default logger is the process's.
-func useDefaultLogger(t *testing.T, h slog.Handler) {
+func logExtraDonesTo(t *testing.T, h slog.Handler) {
 	old := slog.Default()
 	slog.SetDefault(slog.New(h))
 	t.Cleanup(func() { slog.SetDefault(old) })
@@ -53,7 +53,7 @@ func useDefaultLogger(t *testing.T, h slog.Handler) {
 // TestDoneTwiceIsNoOp: a second Done for one pick changes no count, and the
 // next pick is counted as in flight, not as a completed request.
 func TestDoneTwiceIsNoOp(t *testing.T) {
-	useDefaultLogger(t, new(recordHandler))
+	logExtraDonesTo(t, new(extraDoneLog))
 	for _, second := range []DoneInfo{{}, {Err: ErrNotUsed}, {StatusCode: 500}} {
 		p, servers := newTestPool(t, 1)
 		s := servers[0]
@@ -83,7 +83,7 @@ func TestDoneTwiceIsNoOp(t *testing.T) {
 // not favour it: with one request held on each of two servers, picks
 // alternate.
 func TestDoneTwiceLeastConn(t *testing.T) {
-	useDefaultLogger(t, new(recordHandler))
+	logExtraDonesTo(t, new(extraDoneLog))
 	p, servers := newTestPool(t, 1, 1)
 	b, err := NewLeastConn(p, seeded(1))
 	require.NoError(t, err)
@@ -113,8 +113,8 @@ func TestDoneTwiceLeastConn(t *testing.T) {
 // logged through slog's default logger, naming the server; later ones on
 // the same server are not.
 func TestDoneTwiceLoggedOncePerServer(t *testing.T) {
-	h := new(recordHandler)
-	useDefaultLogger(t, h)
+	h := new(extraDoneLog)
+	logExtraDonesTo(t, h)
 	p, servers := newTestPool(t, 1, 1)
 	for _, s := range servers {
 		for range 3 {
@@ -134,7 +134,7 @@ func TestDoneTwiceLoggedOncePerServer(t *testing.T) {
 // call Done twice, never take the count below zero, and it is zero once
 // every Done has returned.
 func TestDoneTwiceConcurrent(t *testing.T) {
-	useDefaultLogger(t, new(recordHandler))
+	logExtraDonesTo(t, new(extraDoneLog))
 	p, servers := newTestPool(t, 1, 1, 1)
 	b, err := NewP2C(p)
 	require.NoError(t, err)

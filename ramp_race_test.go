@@ -77,7 +77,7 @@ func TestRampSetBeforeHealthy(t *testing.T) {
 			mu    sync.Mutex
 			ramps []float64
 		)
-		logger := slog.New(funcHandler(func(r slog.Record) {
+		logger := slog.New(rampLogHook(func(r slog.Record) {
 			if r.Message == "lb: server up" {
 				mu.Lock()
 				ramps = append(ramps, s.Stats().Ramp)
@@ -96,13 +96,13 @@ func TestRampSetBeforeHealthy(t *testing.T) {
 	})
 }
 
-// funcHandler is a slog.Handler that calls f for each record.
-type funcHandler func(slog.Record)
+// rampLogHook is a slog.Handler that calls f for each record.
+type rampLogHook func(slog.Record)
 
-func (f funcHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (f funcHandler) Handle(_ context.Context, r slog.Record) error {
+func (f rampLogHook) Enabled(context.Context, slog.Level) bool { return true }
+func (f rampLogHook) Handle(_ context.Context, r slog.Record) error {
 	f(r)
 	return nil
 }
-func (f funcHandler) WithAttrs([]slog.Attr) slog.Handler { return f }
-func (f funcHandler) WithGroup(string) slog.Handler      { return f }
+func (f rampLogHook) WithAttrs([]slog.Attr) slog.Handler { return f }
+func (f rampLogHook) WithGroup(string) slog.Handler      { return f }
