@@ -314,8 +314,8 @@ func (h *ConsistentHash) PickKey(key string) (PickResult, error) {
 	}
 	ring := st.hashRing()
 	i := ring.locate(x)
-	if s := st.active[ring.points[i].owner]; s.available() {
-		return s.Acquire(), nil
+	if s := st.active[ring.points[i].owner]; s.available() && (h.pool.counted(st, s) || h.pool.recheck(s)) {
+		return s.picked(), nil
 	}
 	return h.walk(st, ring, x, i)
 }
@@ -327,7 +327,7 @@ func walkSteps(points, servers int) int { return min(points, 8*servers+64) }
 // walk goes along the ring from point i to the first server that may take
 // the key (unbounded hashing).
 func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (PickResult, error) {
-	sp := slowPath{pool: h.pool, active: st.active}
+	sp := slowPath{pool: h.pool, st: st, active: st.active}
 	n := len(ring.points)
 	var last *Server
 	for range walkSteps(n, len(st.active)) {
@@ -343,7 +343,9 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 		if !ok || (frac < 1 && keyCoin(x, s) >= frac) {
 			continue // a ramping server takes a fraction f of its keys
 		}
-		return s.Acquire(), nil
+		if res, ok := sp.acquire(s); ok {
+			return res, nil
+		}
 	}
 	// Nothing along the ring (most servers down): the usable server that
 	// ranks highest for this key (rendezvous hashing), which is as
@@ -361,7 +363,10 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 	if best == nil {
 		return PickResult{}, ErrNoServer
 	}
-	return best.Acquire(), nil
+	if res, ok := sp.acquire(best); ok {
+		return res, nil
+	}
+	return PickResult{}, ErrNoServer
 }
 
 // rendezvousScore is s's weighted rendezvous score for the key hash x.
@@ -544,11 +549,15 @@ func (l *serverLoad) tryAcquire(total *atomic.Int64, scale float64, w int) bool 
 }
 
 // acquired counts the request on s itself, once l has counted it, and
-// returns the pick, whose Done ends both counts.
-func (l *serverLoad) acquired(s *Server) PickResult {
-	res := s.Acquire()
-	res.Done = l.done
-	return res
+// returns the pick, whose Done ends both counts. If s has begun to drain or
+// has left the pool st was loaded from, it takes both counts back and
+// reports false.
+func (l *serverLoad) acquired(p *Pool, st *poolState, s *Server) (PickResult, bool) {
+	if !p.counted(st, s) && !p.recheck(s) {
+		l.n.Add(-1)
+		return PickResult{}, false
+	}
+	return PickResult{Server: s, Done: l.done}, true
 }
 
 // pickBounded is PickKey under WithBoundedLoad: along the ring from the
@@ -587,7 +596,9 @@ func (h *ConsistentHash) pickBounded(x uint64) (PickResult, error) {
 			}
 		}
 		if l := t.loads[o]; l.tryAcquire(&b.total, scale, s.weight) {
-			return l.acquired(s), nil
+			if res, ok := l.acquired(h.pool, st, s); ok {
+				return res, nil
+			}
 		}
 	}
 	res, err := h.rendezvous(t, x)
@@ -644,7 +655,9 @@ func (h *ConsistentHash) rendezvous(t *loadTable, x uint64) (PickResult, error) 
 		}
 		s, l := t.st.active[best], t.loads[best]
 		if l.tryAcquire(&b.total, scale, s.weight) {
-			return l.acquired(s), nil
+			if res, ok := l.acquired(h.pool, t.st, s); ok {
+				return res, nil
+			}
 		}
 	}
 	return PickResult{}, ErrNoServer

@@ -178,7 +178,8 @@ func (st *proxyState) untried() (PickResult, bool) {
 	if best == nil {
 		return PickResult{}, false
 	}
-	return best.Acquire(), true
+	res := best.Acquire() // no Server if a drain of best has begun
+	return res, res.Server != nil
 }
 
 // neverReached reports whether err shows that the request never reached
