@@ -260,9 +260,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.in = r
 	var res PickResult
 	if sk := p.o.sticky; sk != nil {
-		if st.pinned = sk.pinned(r); st.pinned != nil {
-			res = st.pinned.Acquire()
-		}
+		st.pinned, res = sk.pin(r)
 	}
 	if st.pinned == nil {
 		var err error

@@ -139,4 +139,20 @@ func (sk *sticky) pinned(r *http.Request) *Server {
 	return nil
 }
 
+// pin counts a request on the available server r's cookie names and
+// returns it with the pick. It returns nil if the cookie names no available
+// server, or if the server has begun to drain or left the pool since it was
+// looked up: the request is then balanced as usual.
+func (sk *sticky) pin(r *http.Request) (*Server, PickResult) {
+	s := sk.pinned(r)
+	if s == nil {
+		return nil, PickResult{}
+	}
+	s.load.Add(loadPick)
+	if !sk.pool.recheck(s) {
+		return nil, PickResult{}
+	}
+	return s, s.picked()
+}
+
 var errStickyNeedsPool = errors.New("WithStickyCookie: the balancer is not a PoolBalancer")
