@@ -38,7 +38,8 @@ type Balancer interface {
 
 // BalancerFunc adapts an ordinary function to the [Balancer] interface. The
 // function must honour the Pick contract: count the request in flight, which
-// [Server.Acquire] does, and return ErrNoServer when nothing is available.
+// [Server.Acquire] does, and return ErrNoServer when nothing is available
+// (Acquire returns no Server when a drain of its server has begun).
 type BalancerFunc func(r *http.Request) (PickResult, error)
 
 // Pick calls f(r).
@@ -51,6 +52,13 @@ type PickResult struct {
 	// Done ends the request: it decrements the server's in-flight count and
 	// records the outcome in its statistics. It is never nil, may be called
 	// from any goroutine, and must be called exactly once.
+	//
+	// A Done called when the server has no request in flight changes
+	// nothing; the first such call on each server is logged at level Error
+	// through slog's default logger. A second Done for one pick while the
+	// server has other picks in flight cannot be told from theirs: it ends
+	// one of them early, and the count is right again once they have all
+	// ended.
 	Done func(DoneInfo)
 }
 
@@ -186,6 +194,7 @@ func (r *fastRand) float() float64 { return float64(r.intN(1<<24)) / (1 << 24) }
 // the pick.
 type slowPath struct {
 	pool       *Pool
+	st         *poolState // the snapshot active comes from
 	active     []*Server
 	panicKnown bool
 	panicking  bool
@@ -232,6 +241,12 @@ func (sp *slowPath) inPanic() bool {
 	return sp.panicking
 }
 
+// acquire counts a request on s, chosen on this slow path; false means s
+// is to be treated as unavailable (see Pool.acquire).
+func (sp *slowPath) acquire(s *Server) (PickResult, bool) {
+	return sp.pool.acquire(sp.st, s)
+}
+
 // scan returns the first server at or after position start that the slow
 // path may pick, wrapping around; ramping servers are taken at full share.
 func (sp *slowPath) scan(start uint64) (PickResult, error) {
@@ -239,7 +254,9 @@ func (sp *slowPath) scan(start uint64) (PickResult, error) {
 	for i := range n {
 		s := sp.active[(start+i)%n]
 		if ok, _ := sp.usable(s); ok {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
 		}
 	}
 	return PickResult{}, ErrNoServer

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // A KeyFunc extracts the affinity key of a request: requests with the same
@@ -16,10 +17,13 @@ import (
 type KeyFunc func(r *http.Request) string
 
 // KeyClientIP keys requests by the client's IP address: the host part of
-// RemoteAddr. When that address is in one of the trusted prefixes (a proxy
-// or load balancer in front of this one), it takes instead the rightmost
-// address of X-Forwarded-For that is not trusted, which a client cannot
-// forge. With no prefixes, X-Forwarded-For is ignored. It allocates nothing.
+// RemoteAddr, which may be "host:port" (as net/http sets it) or a bare IPv4
+// or IPv6 address (as real-IP middlewares set it); an IPv6 zone is kept.
+// When that address is in one of the trusted prefixes (a proxy or load
+// balancer in front of this one), it takes instead the rightmost address of
+// X-Forwarded-For that is not trusted, which a client cannot forge (without
+// its port, if the hop has one). With no prefixes, X-Forwarded-For is
+// ignored. It allocates nothing.
 func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 	trusted = slices.Clone(trusted)
 	isTrusted := func(s string) bool { return inPrefixes(trusted, s) }
@@ -41,7 +45,7 @@ func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 				} else {
 					hop, list = strings.TrimSpace(list), ""
 				}
-				if hop == "" {
+				if hop = hostOnly(hop); hop == "" {
 					continue
 				}
 				if !isTrusted(hop) {
@@ -54,9 +58,15 @@ func KeyClientIP(trusted ...netip.Prefix) KeyFunc {
 	}
 }
 
-// inPrefixes reports whether the address addr (an IP, without a port) is
-// in one of prefixes.
+// inPrefixes reports whether the address addr (an IP, without a port; an
+// IPv6 zone is ignored) is in one of prefixes. It allocates nothing.
 func inPrefixes(prefixes []netip.Prefix, addr string) bool {
+	if i := strings.IndexByte(addr, '%'); i >= 0 {
+		addr = addr[:i] // a zone: Prefix.Contains would say no
+	}
+	if !maybeIP(addr) {
+		return false // spares ParseAddr an error, which allocates
+	}
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return false
@@ -70,13 +80,44 @@ func inPrefixes(prefixes []netip.Prefix, addr string) bool {
 	return false
 }
 
-// hostOnly returns the host of a "host:port" address, without brackets, or
-// the address itself if it has no port.
-func hostOnly(addr string) string {
-	if i := strings.LastIndexByte(addr, ':'); i >= 0 && !strings.Contains(addr[i:], "]") {
-		addr = addr[:i]
+// maybeIP reports whether s is made of the characters of an IP address:
+// digits and dots, or hexadecimal digits, colons and dots with at least
+// one colon.
+func maybeIP(s string) bool {
+	if s == "" {
+		return false
 	}
-	return strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+	colon, hex := false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9' || c == '.':
+		case c == ':':
+			colon = true
+		case c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F':
+			hex = true
+		default:
+			return false
+		}
+	}
+	return colon || !hex
+}
+
+// hostOnly returns the host of an address: "host:port", "[ipv6]:port" or
+// "[ipv6]" without the brackets and the port, and a bare IPv4 or IPv6
+// address (as real-IP middlewares set RemoteAddr), with any zone, as it is.
+// It allocates nothing.
+func hostOnly(addr string) string {
+	if strings.HasPrefix(addr, "[") {
+		if i := strings.IndexByte(addr, ']'); i > 0 {
+			return addr[1:i]
+		}
+		return addr[1:]
+	}
+	// One colon: host:port. None: a bare host. More: a bare IPv6 address.
+	if i := strings.IndexByte(addr, ':'); i >= 0 && strings.LastIndexByte(addr, ':') == i {
+		return addr[:i]
+	}
+	return addr
 }
 
 // KeyHeader keys requests by the first value of the header name. It
@@ -165,18 +206,44 @@ type ConsistentHash struct {
 	key      KeyFunc
 	bound    float64
 	fallback Balancer
+	loads    *boundedLoads // nil without WithBoundedLoad
 }
 
 // WithBoundedLoad caps each server of a [ConsistentHash] at c times its
 // share of the requests in flight (Mirrokni, Thorup and Zadimoghaddam,
 // "Consistent Hashing with Bounded Loads", 2016): a server whose in-flight
-// count would go above ceil(c × (in flight + 1) × weight/total weight) is
-// passed over for the next one along the key's ring. c must be at least 1;
-// 1.25 is a common choice. Without it, hashing is pure.
+// count would go above
+//
+//	ceil(c × (in flight + 1) × weight / usable weight)
+//
+// is passed over for the next one along the key's ring. The counts are the
+// balancer's own (its keyed picks whose Done has not been called yet;
+// requests without a key, which go to [WithFallback]'s balancer, and other
+// balancers' picks of the same servers are not counted), and the usable
+// weight is that of the servers a pick may take (healthy, not ejected, not
+// draining; in panic mode, see [Pool.SetPanicThreshold], also the unhealthy
+// ones). A slow-starting server counts at its full weight.
+//
+// No pick passes a cap, even among concurrent picks: a server's count goes
+// up only by a compare-and-swap against its cap, worked out from the total
+// of that moment (Dones that later lower the total lower the caps too;
+// requests in flight are not moved). And some usable server is always below
+// its cap, since the caps of the usable servers add up to at least c × (in
+// flight + 1), more than the requests they hold: when the walk along the
+// ring finds none (most servers down), the pick takes the usable server
+// below its cap that ranks highest for the key (rendezvous hashing). Only
+// if concurrent picks and Dones change the counts under it through several
+// scans of the pool in a row does a pick fail with [ErrNoServer] rather
+// than pass a cap. A pick costs O(1) whatever the pool's size: the total in
+// flight is a running count, not a sum.
+//
+// c must be a finite number of at least 1; 1.25 is a common choice. A c so
+// large that no cap can be reached (1e18, say) is pure hashing. Without
+// WithBoundedLoad, hashing is pure.
 func WithBoundedLoad(c float64) Option {
 	return func(o *config) error {
 		if !(c >= 1) || math.IsInf(c, 0) {
-			return fmt.Errorf("WithBoundedLoad: factor %v is below 1", c)
+			return fmt.Errorf("WithBoundedLoad: factor %v is not a finite number of at least 1", c)
 		}
 		o.bound = c
 		o.set |= optBound
@@ -209,6 +276,9 @@ func NewConsistentHash(pool *Pool, key KeyFunc, opts ...Option) (*ConsistentHash
 		return nil, fmt.Errorf("lb: NewConsistentHash: nil KeyFunc")
 	}
 	h := &ConsistentHash{pool: pool, key: key, bound: c.bound, fallback: c.fallback}
+	if h.bound > 0 {
+		h.loads = &boundedLoads{c: h.bound}
+	}
 	if h.fallback == nil {
 		rr := &RoundRobin{pool: pool}
 		rr.next.Store(c.start)
@@ -234,29 +304,33 @@ func (h *ConsistentHash) Pick(r *http.Request) (PickResult, error) {
 // hand (a user ID, a shard name): it allocates nothing. An empty key is
 // hashed like any other.
 func (h *ConsistentHash) PickKey(key string) (PickResult, error) {
+	x := hashString(key, 0)
+	if h.loads != nil {
+		return h.pickBounded(x)
+	}
 	st := h.pool.load()
 	if len(st.active) == 0 {
 		return PickResult{}, ErrNoServer
 	}
 	ring := st.hashRing()
-	x := hashString(key, 0)
 	i := ring.locate(x)
-	s := st.active[ring.points[i].owner]
-	if h.bound == 0 && s.available() {
-		return s.Acquire(), nil
+	if s := st.active[ring.points[i].owner]; s.available() && (h.pool.counted(st, s) || h.pool.recheck(s)) {
+		return s.picked(), nil
 	}
 	return h.walk(st, ring, x, i)
 }
 
+// walkSteps is the number of ring points a pick looks at before it falls
+// back to rendezvous hashing.
+func walkSteps(points, servers int) int { return min(points, 8*servers+64) }
+
 // walk goes along the ring from point i to the first server that may take
-// the key.
+// the key (unbounded hashing).
 func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (PickResult, error) {
-	sp := slowPath{pool: h.pool, active: st.active}
-	var total int64 = -1 // in flight over the pool, summed when first needed
+	sp := slowPath{pool: h.pool, st: st, active: st.active}
 	n := len(ring.points)
-	steps := min(n, 8*len(st.active)+64)
 	var last *Server
-	for range steps {
+	for range walkSteps(n, len(st.active)) {
 		s := st.active[ring.points[i].owner]
 		if i++; i == n {
 			i = 0
@@ -269,63 +343,330 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 		if !ok || (frac < 1 && keyCoin(x, s) >= frac) {
 			continue // a ramping server takes a fraction f of its keys
 		}
-		if h.bound == 0 {
-			return s.Acquire(), nil
-		}
-		// An idle server is always under its cap (which is at least 1):
-		// no need to sum the pool's load.
-		if s.tryAcquire(1) {
-			return PickResult{Server: s, Done: s.done}, nil
-		}
-		if total < 0 {
-			total = 0
-			for _, a := range st.active {
-				total += max(a.InFlight(), 0)
-			}
-		}
-		limit := int64(math.Ceil(h.bound * float64(total+1) * float64(s.weight) / float64(st.total)))
-		if s.tryAcquire(limit) {
-			return PickResult{Server: s, Done: s.done}, nil
+		if res, ok := sp.acquire(s); ok {
+			return res, nil
 		}
 	}
-	// Nothing along the ring (most servers down, or all full): the usable
-	// server that ranks highest for this key (rendezvous hashing), which
-	// is as consistent.
+	// Nothing along the ring (most servers down): the usable server that
+	// ranks highest for this key (rendezvous hashing), which is as
+	// consistent.
 	var best *Server
 	bestScore := math.Inf(-1)
 	for _, s := range st.active {
 		if ok, _ := sp.usable(s); !ok {
 			continue
 		}
-		u := (float64(mix64(x^s.nameHash)>>11) + 0.5) / (1 << 53)
-		if score := float64(s.weight) / -math.Log(u); score > bestScore {
+		if score := rendezvousScore(x, s); score > bestScore {
 			best, bestScore = s, score
 		}
 	}
 	if best == nil {
 		return PickResult{}, ErrNoServer
 	}
-	return best.Acquire(), nil
+	if res, ok := sp.acquire(best); ok {
+		return res, nil
+	}
+	return PickResult{}, ErrNoServer
+}
+
+// rendezvousScore is s's weighted rendezvous score for the key hash x.
+func rendezvousScore(x uint64, s *Server) float64 {
+	u := (float64(mix64(x^s.nameHash)>>11) + 0.5) / (1 << 53)
+	return float64(s.weight) / -math.Log(u)
+}
+
+// boundedLoads is the state of WithBoundedLoad: the balancer's requests in
+// flight, in total and per server.
+//
+// Every count goes up in Pick and down in Done, in an order that keeps the
+// sum of the per-server counts at or below the total at every instant: the
+// total first on the way up, last on the way down. A pick counts itself in
+// the total before it looks for a server, so the total it reads is "in
+// flight + 1" of the paper.
+type boundedLoads struct {
+	total atomic.Int64
+	_     [cacheLine - 8]byte // the total is the one word every pick writes
+	c     float64
+	table atomic.Pointer[loadTable]
+}
+
+// loadTable is the per-server state of bounded loads for one pool
+// snapshot: loads[i] is that of st.active[i]. A server keeps its serverLoad
+// from one snapshot to the next for as long as it stays in the pool.
+type loadTable struct {
+	st     *poolState
+	loads  []*serverLoad
+	usable atomic.Pointer[usableWeight]
+}
+
+// serverLoad is one server's count of the balancer's requests in flight,
+// with the Done that ends one of them, bound once so that a pick allocates
+// nothing.
+type serverLoad struct {
+	n    atomic.Int64
+	done func(DoneInfo)
+}
+
+// usableWeight is the usable weight of a snapshot, as of a flag epoch and
+// a panic threshold.
+type usableWeight struct {
+	epoch   uint64
+	panicAt uint64
+	// scale is c divided by the usable weight, so that a server's cap is
+	// ceil(scale × total × weight); 0 if no server is usable.
+	scale float64
+}
+
+// flagEpoch counts the changes of any server's flags (health, ejection,
+// drain, slow start), so that bounded loads know when to work out the
+// usable weight of a pool again: a read of it is a pick's only cost.
+var flagEpoch atomic.Uint64
+
+// flagsChanged records a change of some server's flags.
+func flagsChanged() { flagEpoch.Add(1) }
+
+// current returns the table for the pool's current snapshot (or a newer
+// one), building it when the membership has changed.
+func (b *boundedLoads) current(p *Pool) *loadTable {
+	for {
+		st := p.load()
+		t := b.table.Load()
+		if t != nil && t.st.version >= st.version {
+			return t
+		}
+		if b.table.CompareAndSwap(t, b.newTable(st, t)) {
+			return b.table.Load()
+		}
+	}
+}
+
+// newTable builds the table of st, keeping the serverLoad of every server
+// that was in old.
+func (b *boundedLoads) newTable(st *poolState, old *loadTable) *loadTable {
+	kept := make(map[*Server]*serverLoad)
+	if old != nil {
+		for i, s := range old.st.active {
+			kept[s] = old.loads[i]
+		}
+	}
+	t := &loadTable{st: st, loads: make([]*serverLoad, len(st.active))}
+	// New servers' counts side by side, in ring-owner order: a pick on a
+	// large pool reads fewer cache lines.
+	fresh := 0
+	for _, s := range st.active {
+		if kept[s] == nil {
+			fresh++
+		}
+	}
+	block := make([]serverLoad, fresh)
+	for i, s := range st.active {
+		l := kept[s]
+		if l == nil {
+			l = &block[0]
+			block = block[1:]
+			b.initServerLoad(l, s)
+		}
+		t.loads[i] = l
+	}
+	return t
+}
+
+// initServerLoad binds the Done of l, the count of s.
+func (b *boundedLoads) initServerLoad(l *serverLoad, s *Server) {
+	l.done = func(info DoneInfo) {
+		if l.n.Add(-1) >= 0 {
+			b.total.Add(-1)
+		} else {
+			l.n.Add(1) // a second Done of one pick: leave the counts be
+		}
+		s.done(info)
+	}
+}
+
+// scale returns c over the usable weight of t's snapshot, working the
+// weight out again only when a server's flags or the panic threshold have
+// changed since it was last worked out.
+func (t *loadTable) scale(p *Pool, c float64) float64 {
+	epoch, panicAt := flagEpoch.Load(), p.panicAt.Load()
+	if u := t.usable.Load(); u != nil && u.epoch == epoch && u.panicAt == panicAt {
+		return u.scale
+	}
+	// The epoch was read before the flags: a change made while they are
+	// read makes the next pick work the weight out again.
+	u := &usableWeight{epoch: epoch, panicAt: panicAt}
+	if w := usableWeightOf(p, t.st.active); w > 0 {
+		u.scale = c / float64(w)
+	}
+	t.usable.Store(u)
+	return u.scale
+}
+
+// usableWeightOf returns the weight of the servers of active that a pick
+// may take, slow-starting ones at their full weight. It changes nothing.
+func usableWeightOf(p *Pool, active []*Server) uint64 {
+	var w uint64
+	panicKnown, panicking := false, false
+	for _, s := range active {
+		f := s.flags.Load()
+		if f&flagDraining != 0 {
+			continue
+		}
+		if f&(flagDown|flagEjected) != 0 {
+			if !panicKnown {
+				panicKnown, panicking = true, p.panics(active)
+			}
+			if !panicking {
+				continue
+			}
+		}
+		w += uint64(s.weight)
+	}
+	return w
+}
+
+// capOf returns ceil(f) as a count, saturated: a cap too large for an
+// int64 is no cap.
+func capOf(f float64) int64 {
+	if f >= 1<<62 {
+		return math.MaxInt64
+	}
+	return int64(math.Ceil(f))
+}
+
+// tryAcquire counts one more of the balancer's requests on the server if
+// that keeps its count at or below its cap, ceil(scale × total × w), with
+// the total read afresh at every attempt.
+func (l *serverLoad) tryAcquire(total *atomic.Int64, scale float64, w int) bool {
+	for {
+		n := l.n.Load()
+		if n+1 > capOf(scale*float64(total.Load())*float64(w)) {
+			return false
+		}
+		if l.n.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// acquired counts the request on s itself, once l has counted it, and
+// returns the pick, whose Done ends both counts. If s has begun to drain or
+// has left the pool st was loaded from, it takes both counts back and
+// reports false.
+func (l *serverLoad) acquired(p *Pool, st *poolState, s *Server) (PickResult, bool) {
+	if !p.counted(st, s) && !p.recheck(s) {
+		l.n.Add(-1)
+		return PickResult{}, false
+	}
+	return PickResult{Server: s, Done: l.done}, true
+}
+
+// pickBounded is PickKey under WithBoundedLoad: along the ring from the
+// key's point to the first usable server below its cap.
+func (h *ConsistentHash) pickBounded(x uint64) (PickResult, error) {
+	b := h.loads
+	t := b.current(h.pool)
+	st := t.st
+	if len(st.active) == 0 {
+		return PickResult{}, ErrNoServer
+	}
+	scale := t.scale(h.pool, b.c)
+	if scale == 0 {
+		return PickResult{}, ErrNoServer
+	}
+	b.total.Add(1) // this request, before any server counts it
+	ring := st.hashRing()
+	i := ring.locate(x)
+	sp := slowPath{pool: h.pool, active: st.active}
+	n := len(ring.points)
+	last := int32(-1)
+	for range walkSteps(n, len(st.active)) {
+		o := ring.points[i].owner
+		if i++; i == n {
+			i = 0
+		}
+		if o == last {
+			continue
+		}
+		last = o
+		s := st.active[o]
+		if s.flags.Load() != 0 { // else usable, at full share
+			ok, frac := sp.usable(s)
+			if !ok || (frac < 1 && keyCoin(x, s) >= frac) {
+				continue // a ramping server takes a fraction f of its keys
+			}
+		}
+		if l := t.loads[o]; l.tryAcquire(&b.total, scale, s.weight) {
+			if res, ok := l.acquired(h.pool, st, s); ok {
+				return res, nil
+			}
+		}
+	}
+	res, err := h.rendezvous(t, x)
+	if err != nil {
+		b.total.Add(-1)
+	}
+	return res, err
+}
+
+// rendezvous is the last resort of a bounded pick whose walk along the
+// ring found no server (most servers down, or a ramping server below its
+// cap that the walk's coin passed over): the usable server below its cap
+// that ranks highest for the key (rendezvous hashing), with the usable
+// weight worked out afresh. The caller has counted the request in the
+// total.
+//
+// The caps of the usable servers add up to at least c × total ≥ total,
+// while the requests they hold are at most total - 1 (this one is not on
+// any of them yet): at any instant, some usable server is below its cap.
+// A scan reads the counts one after another while other picks and Dones
+// change them, so it may see every server full; it then scans again, up to
+// a few times, and if every scan saw every server full (which takes other
+// goroutines changing the counts through all of them), the pick fails with
+// ErrNoServer rather than pass a cap.
+func (h *ConsistentHash) rendezvous(t *loadTable, x uint64) (PickResult, error) {
+	b := h.loads
+	sp := slowPath{pool: h.pool, active: t.st.active}
+	for range 4 {
+		var w uint64
+		for _, s := range t.st.active {
+			if ok, _ := sp.usable(s); ok {
+				w += uint64(s.weight)
+			}
+		}
+		if w == 0 {
+			return PickResult{}, ErrNoServer
+		}
+		scale := b.c / float64(w)
+		best := -1
+		bestScore := math.Inf(-1)
+		for j, s := range t.st.active {
+			if ok, _ := sp.usable(s); !ok {
+				continue
+			}
+			if t.loads[j].n.Load()+1 > capOf(scale*float64(b.total.Load())*float64(s.weight)) {
+				continue
+			}
+			if score := rendezvousScore(x, s); score > bestScore {
+				best, bestScore = j, score
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		s, l := t.st.active[best], t.loads[best]
+		if l.tryAcquire(&b.total, scale, s.weight) {
+			if res, ok := l.acquired(h.pool, t.st, s); ok {
+				return res, nil
+			}
+		}
+	}
+	return PickResult{}, ErrNoServer
 }
 
 // keyCoin returns a number in [0, 1) fixed by the key and the server, so a
 // ramping server takes the same keys in every process.
 func keyCoin(x uint64, s *Server) float64 {
 	return float64(mix64(x^s.nameHash^0x5851f42d4c957f2d)>>11) / (1 << 53)
-}
-
-// tryAcquire counts one more request in flight if that keeps the count at
-// or below limit.
-func (s *Server) tryAcquire(limit int64) bool {
-	for {
-		l := s.load.Load()
-		if inflight(l)+1 > limit {
-			return false
-		}
-		if s.load.CompareAndSwap(l, l+loadPick) {
-			return true
-		}
-	}
 }
 
 // hashRing is the consistent-hash ring of one pool snapshot.

@@ -253,7 +253,7 @@ func TestConsistentHashFallback(t *testing.T) {
 	_, err = NewConsistentHash(p, nil)
 	assert.EqualError(t, err, "lb: NewConsistentHash: nil KeyFunc")
 	_, err = NewConsistentHash(p, KeyPath(), WithBoundedLoad(0.5))
-	assert.EqualError(t, err, "lb: NewConsistentHash: WithBoundedLoad: factor 0.5 is below 1")
+	assert.EqualError(t, err, "lb: NewConsistentHash: WithBoundedLoad: factor 0.5 is not a finite number of at least 1")
 	_, err = NewConsistentHash(p, KeyPath(), WithFallback(nil))
 	assert.EqualError(t, err, "lb: NewConsistentHash: WithFallback: nil balancer")
 }

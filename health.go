@@ -454,12 +454,16 @@ func (hc *HealthChecker) probeAndApply(ctx context.Context, s *Server, st *probe
 	defer st.mu.Unlock()
 	if err == nil {
 		st.fails, st.passes = 0, st.passes+1
-		if !s.Healthy() && (st.pending || st.passes >= hc.o.rise) && s.SetHealthy(true) {
-			hc.ups.Add(1)
-			hc.o.logger.LogAttrs(ctx, slog.LevelInfo, "lb: server up",
-				slog.String("server", s.Name()), slog.Int("passes", st.passes))
+		if !s.Healthy() && (st.pending || st.passes >= hc.o.rise) {
+			// The ramp starts before the server is healthy, so that no
+			// pick sees it back at its full share.
 			if hc.o.slowStart > 0 && (!st.pending || st.joined) {
 				s.SlowStart(hc.o.slowStart)
+			}
+			if s.SetHealthy(true) {
+				hc.ups.Add(1)
+				hc.o.logger.LogAttrs(ctx, slog.LevelInfo, "lb: server up",
+					slog.String("server", s.Name()), slog.Int("passes", st.passes))
 			}
 		}
 		st.pending = false

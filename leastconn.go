@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"math/bits"
 	"net/http"
 )
 
@@ -40,7 +41,7 @@ func (lc *LeastConn) Pool() *Pool { return lc.pool }
 // Pick returns the available server with the lowest weighted load. r is not
 // used.
 func (lc *LeastConn) Pick(*http.Request) (PickResult, error) {
-	return leastLoaded(lc.pool, lc.pool.load().active, lc.seed)
+	return leastLoaded(lc.pool, lc.pool.load(), lc.seed, acquireTries)
 }
 
 // rampBits scales weights in load comparisons, so that a slow-starting
@@ -62,17 +63,24 @@ func effectiveWeight(sp *slowPath, s *Server) (int64, bool) {
 	return max(1, int64(float64(w)*frac)), true
 }
 
-// leastLoaded returns the usable server of servers with the lowest
-// (in-flight+1)/weight, ties broken at random by reservoir sampling.
-func leastLoaded(pool *Pool, servers []*Server, seed func() uint64) (PickResult, error) {
+// acquireTries bounds how many times leastLoaded chooses again when the
+// server it chose was drained or removed in the meantime.
+const acquireTries = 4
+
+// leastLoaded returns the usable server of the snapshot st with the lowest
+// (in-flight+1)/weight, ties broken at random by reservoir sampling. If a
+// drain or a change of the pool takes its choice away before it is
+// counted, it chooses again from the pool as it is then, up to tries
+// times in all.
+func leastLoaded(pool *Pool, st *poolState, seed func() uint64, tries int) (PickResult, error) {
 	var (
 		best            *Server
 		bestLoad, bestW int64
 		ties            uint64
 		rnd             fastRand
-		sp              = slowPath{pool: pool, active: servers}
+		sp              = slowPath{pool: pool, st: st, active: st.active}
 	)
-	for _, s := range servers {
+	for _, s := range st.active {
 		var w int64
 		if s.flags.Load() == 0 {
 			w = int64(s.weight) << rampBits
@@ -110,7 +118,13 @@ func leastLoaded(pool *Pool, servers []*Server, seed func() uint64) (PickResult,
 	if best == nil {
 		return PickResult{}, ErrNoServer
 	}
-	return best.Acquire(), nil
+	if pool.counted(st, best) || pool.recheck(best) {
+		return best.picked(), nil
+	}
+	if tries <= 1 {
+		return PickResult{}, ErrNoServer
+	}
+	return leastLoaded(pool, pool.load(), seed, tries-1)
 }
 
 // P2C is the power of two choices: it draws two distinct servers at random
@@ -145,15 +159,18 @@ func (p *P2C) Pool() *Pool { return p.pool }
 // Pick returns the less loaded of two distinct random servers. r is not
 // used.
 func (p *P2C) Pick(*http.Request) (PickResult, error) {
-	servers := p.pool.load().active
+	st := p.pool.load()
+	servers := st.active
 	n := len(servers)
-	sp := slowPath{pool: p.pool, active: servers}
+	sp := slowPath{pool: p.pool, st: st, active: servers}
 	switch n {
 	case 0:
 		return PickResult{}, ErrNoServer
 	case 1:
 		if _, ok := effectiveWeight(&sp, servers[0]); ok {
-			return servers[0].Acquire(), nil
+			if res, ok := p.pool.acquire(st, servers[0]); ok {
+				return res, nil
+			}
 		}
 		return PickResult{}, ErrNoServer
 	}
@@ -162,33 +179,46 @@ func (p *P2C) Pick(*http.Request) (PickResult, error) {
 		a, b := servers[i], servers[j]
 		if a.flags.Load()|b.flags.Load() == 0 { // the fast path: no flags
 			if (b.InFlight()+1)*int64(a.weight) < (a.InFlight()+1)*int64(b.weight) {
-				return b.Acquire(), nil
+				a = b
 			}
-			return a.Acquire(), nil
+			if p.pool.counted(st, a) || p.pool.recheck(a) {
+				return a.picked(), nil
+			}
+			continue
 		}
+		var s *Server
 		wa, aok := effectiveWeight(&sp, a)
 		wb, bok := effectiveWeight(&sp, b)
 		switch {
 		case aok && bok:
 			// The pair is in random order, so a tie going to a is fair.
+			s = a
 			if (b.InFlight()+1)*wa < (a.InFlight()+1)*wb {
-				return b.Acquire(), nil
+				s = b
 			}
-			return a.Acquire(), nil
 		case aok:
-			return a.Acquire(), nil
+			s = a
 		case bok:
-			return b.Acquire(), nil
+			s = b
+		default:
+			continue
+		}
+		if res, ok := p.pool.acquire(st, s); ok {
+			return res, nil
 		}
 	}
-	return leastLoaded(p.pool, servers, p.seed)
+	return leastLoaded(p.pool, st, p.seed, acquireTries)
 }
+
+// pairDrawMax is the largest n for which n·(n−1) fits in an int: 2^31 with
+// 64-bit ints, 2^15 with 32-bit ones.
+const pairDrawMax = 1 << (bits.UintSize/2 - 1)
 
 // drawPair returns two distinct random indexes below n (n ≥ 2), every
 // ordered pair equally likely. One draw gives both: r encodes the pair, and
 // j skips over i. Two draws are needed only if n·(n−1) might overflow.
 func drawPair(randN func(int) int, n int) (i, j int) {
-	if n <= 1<<31 {
+	if n <= pairDrawMax {
 		r := randN(n * (n - 1))
 		i, j = r/(n-1), r%(n-1)
 	} else {

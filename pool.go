@@ -225,8 +225,11 @@ func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 // being drained.
 //
 // Draining is a state of the server: if it is also in other pools, they
-// stop picking it too until Drain returns. A pick that began just before
-// the drain may still land on s; Drain waits for it as for any other.
+// stop picking it too until Drain returns. A pick that began before the
+// drain either lands on s before Drain has seen it idle, and Drain waits
+// for it as for any other, or does not land on it at all: once Drain has
+// returned nil, no pick holds s. (A late pick may count itself on s for an
+// instant before it backs out, so InFlight may read 1 just then.)
 func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	if s == nil || p.Server(s.name) != s {
 		return fmt.Errorf("%w: %v", ErrUnknownServer, s)
@@ -252,6 +255,42 @@ func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	}
 	s.clearFlag(flagDraining)
 	return err
+}
+
+// acquire counts a request in flight on s, which a pick chose from the
+// snapshot st of p, and returns its PickResult; it reports false, counting
+// nothing, if a Drain of s has begun or if s has left p since st was
+// loaded (a Drain that has ended meanwhile, a Remove). A balancer then
+// treats s as unavailable. Hot paths write it out as
+// p.counted(st, s) || p.recheck(s), which inlines.
+func (p *Pool) acquire(st *poolState, s *Server) (PickResult, bool) {
+	if p.counted(st, s) || p.recheck(s) {
+		return s.picked(), true
+	}
+	return PickResult{}, false
+}
+
+// counted counts a request in flight on s and reports whether the pick may
+// keep it without a closer look: s is not draining and the pool has not
+// changed since st. Counted first, checked after: see Server.acquire. A
+// Drain removes s before it clears its flag, so a pick that saw the flag
+// clear after a whole drain sees a new snapshot here. When it reports
+// false, recheck decides.
+func (p *Pool) counted(st *poolState, s *Server) bool {
+	s.load.Add(loadPick)
+	return s.flags.Load()&flagDraining == 0 && p.state.Load() == st
+}
+
+// recheck is the slow path of acquire, once counted has said no: it
+// reports whether the pick may keep s (it is not draining and still a
+// member), and otherwise takes the count back.
+//
+//go:noinline
+func (p *Pool) recheck(s *Server) bool {
+	if s.flags.Load()&flagDraining == 0 && p.state.Load().byName[s.name] == s {
+		return true
+	}
+	return s.backOut()
 }
 
 // SetPanicThreshold sets the pool's panic mode: when the fraction of its

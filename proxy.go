@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -30,6 +31,8 @@ import (
 //     over a size limit such as an [http.MaxBytesHandler] around the proxy.
 //     That is the client's fault: it is not retried and not counted against
 //     the server (see [ErrClientBody]).
+//   - 508 Loop Detected when the request has come round a loop back to the
+//     proxy (see Headers).
 //
 // # Retries
 //
@@ -43,21 +46,35 @@ import (
 // client is told to send the body). A POST that may have
 // reached the server is never retried, and neither is a timeout: the server
 // may still be working on the request. Retries happen before anything is
-// written to the client, and go to URL servers only. See [WithRetries].
+// written to the client, and go to URL servers only. See [WithRetries]. An
+// idempotent request whose body was kept may also be retried when the
+// server answers with a status of [WithRetryOnStatus] (none by default).
+//
+// Retries are bounded by a budget, so that they cannot multiply the load of
+// servers that all fail: each request earns a fifth of a retry and each
+// retry spends one; the budget starts with three and saves up to three, or
+// a fifth of the requests in flight if that is more, so that a quiet
+// service can retry. With every server failing, the servers see at most 1.2
+// attempts per request, plus three. See [WithRetryBudget].
 //
 // # Passive health
 //
 // A server whose requests fail several times in a row (transport errors, and
 // the statuses 502, 503 and 504 by default) is ejected: balancers skip it
-// for a cool-down, after which it takes traffic again. A client that goes
-// away, or whose request body cannot be read, is never counted against a
-// server. See [WithPassiveHealth].
+// for a cool-down, after which it takes traffic again. At most half of the
+// balancer's pool is ejected at once, so a lone server never is (see
+// [WithMaxEjectionPercent]). A client that goes away, or whose request body
+// cannot be read, is never counted against a server. See [WithPassiveHealth].
 //
 // # Headers
 //
 // The outbound request gets X-Forwarded-For, X-Forwarded-Host and
 // X-Forwarded-Proto from the proxy; the ones the client sent, and Forwarded,
 // are dropped unless the client is a trusted proxy ([WithTrustedProxies]).
+// Via gets the protocol version the proxy received and its pseudonym
+// appended, as RFC 9110 asks of a gateway; a request whose Via already
+// names this proxy's pseudonym has come round a loop and is answered 508
+// Loop Detected, without picking a server (see [WithVia]).
 // Hop-by-hop headers, and those named in Connection, are removed both ways,
 // so a client cannot use Connection to strip what the proxy adds. The Host
 // header is the target's unless [WithPreserveHost] is given. An "Upgrade:
@@ -80,7 +97,7 @@ import (
 // status 101, until it is closed and the handler has returned.
 //
 // A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
-// causes of 502 and 504 answers, at most one line a second, and health
+// causes of 502, 504 and 508 answers, at most one line a second, and health
 // transitions; never a line per successful request.
 type Proxy struct {
 	bal       Balancer
@@ -88,6 +105,8 @@ type Proxy struct {
 	transport http.RoundTripper // the one that reaches the servers
 	o         proxyOptions
 	errLog    sampler
+	via11     string // the Via entry of an HTTP/1.1 request: "1.1 " + pseudonym
+	budget    *retryBudget
 }
 
 // NewProxy returns a Proxy that sends each request to the server b picks.
@@ -103,6 +122,8 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 		failStatus: map[int]bool{http.StatusBadGateway: true, http.StatusServiceUnavailable: true, http.StatusGatewayTimeout: true},
 		retryAfter: "1",
 	}
+	o.maxEjection = DefaultMaxEjectionPercent
+	o.budgetPercent, o.budgetFloor = DefaultRetryBudgetPercent, DefaultRetryBudgetFloor
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("lb: NewProxy: option %d is nil", i)
@@ -127,7 +148,10 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	if o.transport == nil {
 		o.transport = newTransport(o.responseTimeout)
 	}
-	p := &Proxy{bal: b, transport: o.transport, o: o}
+	if o.via == "" {
+		o.via = fmt.Sprintf("lb-%016x", rand.Uint64())
+	}
+	p := &Proxy{bal: b, transport: o.transport, o: o, via11: "1.1 " + o.via, budget: newRetryBudget(&o)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     retryTransport{p},
@@ -209,10 +233,15 @@ type proxyState struct {
 	conn    *hijackedConn // the connection a handler server took over, if any
 	ctx     stateCtx      // the context of in: it carries this state
 	watched watchedBody   // the body of the one response RoundTrip returns
+	query   string        // the inbound query as cleaned for the first attempt
 }
 
 // ServeHTTP sends r to a server and copies the answer back to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.looped(r) {
+		p.loopDetected(w, r)
+		return
+	}
 	if up := upgradeType(r.Header); up != "" && !printable(up) {
 		// The reverse proxy refuses it too: the client's fault, not a
 		// server's.
@@ -231,9 +260,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.in = r
 	var res PickResult
 	if sk := p.o.sticky; sk != nil {
-		if st.pinned = sk.pinned(r); st.pinned != nil {
-			res = st.pinned.Acquire()
-		}
+		st.pinned, res = sk.pin(r)
 	}
 	if st.pinned == nil {
 		var err error
@@ -352,6 +379,7 @@ func panicError(v any, r *http.Request) error {
 // rewrite builds the outbound request of the first attempt.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*proxyState)
+	st.query = pr.Out.URL.RawQuery // before the target's own query joins it
 	p.target(pr, st.res.Server)
 	trusted := p.trusts(pr.In)
 	if trusted {
@@ -375,6 +403,60 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Del("Upgrade")
 		pr.Out.Header.Del("Connection")
 	}
+	pr.Out.Header["Via"] = append(pr.Out.Header["Via"], p.viaEntry(pr.In))
+}
+
+// viaEntry returns what the proxy appends to the Via header of a request it
+// forwards: the protocol version it received r with, and its pseudonym.
+func (p *Proxy) viaEntry(r *http.Request) string {
+	switch {
+	case r.ProtoMajor == 1 && r.ProtoMinor == 1:
+		return p.via11
+	case r.ProtoMajor == 1:
+		return fmt.Sprintf("1.%d %s", r.ProtoMinor, p.o.via)
+	}
+	return fmt.Sprintf("%d %s", r.ProtoMajor, p.o.via)
+}
+
+// looped reports whether r has already come through this proxy: its Via
+// header names the proxy's pseudonym.
+func (p *Proxy) looped(r *http.Request) bool {
+	for _, v := range r.Header["Via"] {
+		for elem := range strings.SplitSeq(v, ",") {
+			// received-protocol RWS received-by [RWS comment]
+			elem = strings.TrimLeft(elem, " \t")
+			i := strings.IndexAny(elem, " \t")
+			if i < 0 {
+				continue
+			}
+			by := strings.TrimLeft(elem[i:], " \t")
+			if j := strings.IndexAny(by, " \t"); j >= 0 {
+				by = by[:j]
+			}
+			if by == p.o.via {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errLoop is the error of a request that came round a loop back to the
+// proxy.
+var errLoop = errors.New("lb: request loop: Via already names this proxy")
+
+// loopDetected answers a request that came round a loop: 508.
+func (p *Proxy) loopDetected(w http.ResponseWriter, r *http.Request) {
+	if ok, skipped := p.errLog.allow(time.Now()); ok {
+		p.o.logger.LogAttrs(r.Context(), slog.LevelError, "lb: request loop",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int64("suppressed", skipped))
+	}
+	if p.o.errorHandler != nil {
+		p.o.errorHandler(w, r, http.StatusLoopDetected, errLoop)
+		return
+	}
+	http.Error(w, http.StatusText(http.StatusLoopDetected), http.StatusLoopDetected)
 }
 
 // target points the outbound request at server s. A handler server has no

@@ -4,41 +4,93 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 )
 
 // observe feeds the outcome of one attempt to passive health.
-func (p *Proxy) observe(s *Server, info DoneInfo) {
-	observeHealth(s, info, p.o.failures, p.o.cooldown, p.o.failStatus, p.o.logger)
+func (p *Proxy) observe(s *Server, info DoneInfo) { p.passive().observe(s, info) }
+
+// passive returns the proxy's passive health settings.
+func (p *Proxy) passive() passiveHealth {
+	return passiveHealth{failures: p.o.failures, cooldown: p.o.cooldown, failStatus: p.o.failStatus,
+		maxEjection: p.o.maxEjection, bal: p.bal, logger: p.o.logger}
 }
 
-// observeHealth feeds the outcome of one attempt on s to passive health:
-// failures consecutive failures (errors, or a status in failStatus) eject
-// s for cooldown. Both the Proxy and the TCPProxy use it.
-func observeHealth(s *Server, info DoneInfo, failures int, cooldown time.Duration, failStatus map[int]bool, logger *slog.Logger) {
-	if failures == 0 || errors.Is(info.Err, ErrNotUsed) {
+// passiveHealth ejects a server for a cool-down after consecutive failed
+// attempts; the Proxy and the TCPProxy share it.
+type passiveHealth struct {
+	failures    int
+	cooldown    time.Duration
+	failStatus  map[int]bool // statuses that count as failures
+	maxEjection int          // percent of the pool that may be out at once
+	bal         Balancer     // names the pool, for maxEjection
+	logger      *slog.Logger
+}
+
+// observe feeds the outcome of one attempt on s to passive health.
+func (p passiveHealth) observe(s *Server, info DoneInfo) {
+	if p.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
 		return
 	}
 	if clientFault(info.Err) {
 		return // neither a failure nor a success of the server
 	}
-	if info.Err == nil && !failStatus[info.StatusCode] {
+	if info.Err == nil && !p.failStatus[info.StatusCode] {
 		if s.fails.Load() != 0 {
 			s.fails.Store(0)
 		}
 		return
 	}
-	if s.fails.Add(1) < uint32(failures) || !s.setFlag(flagEjected) {
+	if s.fails.Add(1) < uint32(p.failures) || !p.eject(s) {
 		return
 	}
-	logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: server ejected",
-		slog.String("server", s.Name()), slog.Int("failures", failures),
-		slog.Duration("cooldown", cooldown))
-	time.AfterFunc(cooldown, func() {
+	p.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: server ejected",
+		slog.String("server", s.Name()), slog.Int("failures", p.failures),
+		slog.Duration("cooldown", p.cooldown))
+	// The timer belongs to the server's ejection, not to the proxy: it
+	// runs out even if the proxy is discarded meanwhile.
+	time.AfterFunc(p.cooldown, func() {
 		s.fails.Store(0)
 		if s.clearFlag(flagEjected) {
-			logger.LogAttrs(context.Background(), slog.LevelInfo, "lb: server back from ejection",
+			p.logger.LogAttrs(context.Background(), slog.LevelInfo, "lb: server back from ejection",
 				slog.String("server", s.Name()))
 		}
 	})
+}
+
+// ejectMu serializes ejections, so that two servers failing at once cannot
+// both pass the cap. Only an ejection takes it, never a pick.
+var ejectMu sync.Mutex
+
+// eject takes s out for the cool-down, unless it is out already or that
+// would put more than the allowed share of the balancer's pool out at once
+// ([WithMaxEjectionPercent]). It reports whether it ejected s.
+func (p passiveHealth) eject(s *Server) bool {
+	if p.maxEjection >= 100 {
+		return s.setFlag(flagEjected)
+	}
+	var pool *Pool
+	if pb, ok := p.bal.(PoolBalancer); ok {
+		pool = pb.Pool()
+	}
+	if pool == nil || p.maxEjection == 0 {
+		return false // without the pool, how many would be left is unknown
+	}
+	ejectMu.Lock()
+	defer ejectMu.Unlock()
+	if s.Ejected() {
+		return false
+	}
+	servers := pool.load().active
+	out := 0
+	for _, x := range servers {
+		if x.Ejected() {
+			out++
+		}
+	}
+	if (out+1)*100 > len(servers)*p.maxEjection {
+		return false
+	}
+	return s.setFlag(flagEjected)
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync/atomic"
 )
 
 // retryTransport sends the outbound request, and retries it on other
@@ -19,11 +21,20 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if st == nil {
 		return t.p.transport.RoundTrip(req)
 	}
+	t.p.budget.enter()
+	defer t.p.budget.leave()
 	for {
 		if st.replay != nil {
 			req.Body, req.GetBody = st.replayBody()
 		}
 		resp, err := t.p.transport.RoundTrip(req)
+		if err == nil && t.p.o.retryStatus[resp.StatusCode] && st.statusRetryable(req) && t.p.budget.spend() {
+			if next, ok := st.repickAfter(req, resp); ok {
+				req = next
+				continue
+			}
+			t.p.budget.refund()
+		}
 		if err == nil {
 			st.info.StatusCode = resp.StatusCode
 			if sk := t.p.o.sticky; sk != nil && st.pinned != st.res.Server {
@@ -36,11 +47,12 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		st.fail(err)
-		if !st.retryable(req, err) {
+		if !st.retryable(req, err) || !t.p.budget.spend() {
 			return nil, err
 		}
 		next, ok := st.repick(req)
 		if !ok {
+			t.p.budget.refund()
 			return nil, err
 		}
 		req = next
@@ -79,6 +91,35 @@ func (st *proxyState) retryable(req *http.Request, err error) bool {
 	return !isTimeout(err) && idempotent(req.Method) && (!st.hasBody || st.replay != nil)
 }
 
+// statusRetryable reports whether an attempt whose status is one of
+// [WithRetryOnStatus] may be tried again on another server: the method is
+// idempotent and the body, if any, was kept.
+func (st *proxyState) statusRetryable(req *http.Request) bool {
+	return st.tries <= st.p.o.retries && !clientGone(st.in) &&
+		idempotent(req.Method) && (!st.hasBody || st.replay != nil)
+}
+
+// retryDrainLimit bounds how much of a response that is given up for a
+// retry is read, so that its connection can be used again; the rest, if
+// any, is dropped with the connection.
+const retryDrainLimit = 64 << 10
+
+// repickAfter picks a server not yet tried for the request whose attempt
+// answered resp; if there is one, it reads resp's body (up to
+// retryDrainLimit) and closes it, ends the attempt, and returns the next
+// outbound request. If there is none, resp is left as it is.
+func (st *proxyState) repickAfter(answered *http.Request, resp *http.Response) (*http.Request, bool) {
+	res, ok := st.untried()
+	if !ok {
+		return nil, false
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, retryDrainLimit)
+	_ = resp.Body.Close()
+	st.info.StatusCode = resp.StatusCode
+	st.end()
+	return st.next(answered, res), true
+}
+
 // repick ends the failed attempt and picks a server not yet tried for the
 // next one, returning its outbound request.
 func (st *proxyState) repick(failed *http.Request) (*http.Request, bool) {
@@ -87,16 +128,22 @@ func (st *proxyState) repick(failed *http.Request) (*http.Request, bool) {
 	if !ok {
 		return nil, false
 	}
+	return st.next(failed, res), true
+}
+
+// next begins the attempt on res that follows the one of prev, and returns
+// its outbound request.
+func (st *proxyState) next(prev *http.Request, res PickResult) *http.Request {
 	st.begin(res)
-	out := failed.Clone(failed.Context())
+	out := prev.Clone(prev.Context())
 	u := *st.in.URL
-	u.RawQuery = failed.URL.RawQuery // as cleaned for the first attempt
+	u.RawQuery = st.query // the inbound query; target adds the server's
 	out.URL = &u
 	st.p.target(&httputil.ProxyRequest{In: st.in, Out: out}, res.Server)
 	if st.tracked != nil {
 		out.Body = io.NopCloser(st.tracked) // the transport closes bodies on errors
 	}
-	return out, true
+	return out
 }
 
 // untried picks a URL server not yet tried for this request: from the
@@ -131,7 +178,8 @@ func (st *proxyState) untried() (PickResult, bool) {
 	if best == nil {
 		return PickResult{}, false
 	}
-	return best.Acquire(), true
+	res := best.Acquire() // no Server if a drain of best has begun
+	return res, res.Server != nil
 }
 
 // neverReached reports whether err shows that the request never reached
@@ -147,4 +195,76 @@ func isTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryBudget bounds how many retries a Proxy makes: each request earns a
+// share of a retry (the percent of [WithRetryBudget]) and each retry spends
+// a whole one. The credit starts at the floor and is capped at the larger
+// of the floor and that share of the requests in flight, so that what was
+// earned in quiet times cannot pay for a storm. Over any stretch of time,
+// retries are therefore at most the floor plus the share of the requests.
+// The zero retryBudget allows every retry.
+type retryBudget struct {
+	on       bool
+	deposit  int64 // credit a request earns, in millionths of a retry
+	floor    int64 // credit at the start, and the least cap, in millionths
+	credit   atomic.Int64
+	inFlight atomic.Int64 // requests in the retrying transport now
+}
+
+// retryUnit is the credit a retry spends.
+const retryUnit = 1_000_000
+
+func newRetryBudget(o *proxyOptions) *retryBudget {
+	b := &retryBudget{
+		on:      !o.noBudget && o.retries > 0, // no retries: nothing to count
+		deposit: int64(math.Round(o.budgetPercent * retryUnit / 100)),
+		floor:   int64(o.budgetFloor) * retryUnit,
+	}
+	b.credit.Store(b.floor)
+	return b
+}
+
+// enter counts a request in flight and earns its share of a retry.
+func (b *retryBudget) enter() {
+	if !b.on {
+		return
+	}
+	limit := max(b.floor, b.inFlight.Add(1)*b.deposit)
+	for {
+		c := b.credit.Load()
+		if c >= limit || b.credit.CompareAndSwap(c, min(c+b.deposit, limit)) {
+			return
+		}
+	}
+}
+
+// leave ends what enter began.
+func (b *retryBudget) leave() {
+	if b.on {
+		b.inFlight.Add(-1)
+	}
+}
+
+// spend takes one retry from the budget, if there is one.
+func (b *retryBudget) spend() bool {
+	if !b.on {
+		return true
+	}
+	for {
+		c := b.credit.Load()
+		if c < retryUnit {
+			return false
+		}
+		if b.credit.CompareAndSwap(c, c-retryUnit) {
+			return true
+		}
+	}
+}
+
+// refund gives back a retry that was spent and not made.
+func (b *retryBudget) refund() {
+	if b.on {
+		b.credit.Add(retryUnit)
+	}
 }

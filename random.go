@@ -2,6 +2,7 @@ package lb
 
 import (
 	"math"
+	"math/bits"
 	"net/http"
 )
 
@@ -56,15 +57,24 @@ func (rd *Random) Pick(*http.Request) (PickResult, error) {
 		}
 		s := st.active[i]
 		if s.available() {
-			return s.Acquire(), nil
+			if rd.pool.counted(st, s) || rd.pool.recheck(s) {
+				return s.picked(), nil
+			}
+			continue
 		}
 		if sp == nil {
-			sp = &slowPath{pool: rd.pool, active: st.active}
+			sp = &slowPath{pool: rd.pool, st: st, active: st.active}
 			sp.rnd.init(rd.seed)
 		}
 		if sp.accept(s) {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
 		}
+	}
+	if sp == nil {
+		sp = &slowPath{pool: rd.pool, st: st, active: st.active}
+		sp.rnd.init(rd.seed)
 	}
 	return weightedAmongUsable(sp, rd.randN)
 }
@@ -136,7 +146,7 @@ func (at *aliasTable) draw(randN func(int) int) int {
 		x := uint64(randN(int(n * at.total)))
 		col, unit = x/at.total, x%at.total
 	} else {
-		col, unit = uint64(randN(int(n))), uint64(randN(int(at.total)))
+		col, unit = uint64(randN(int(n))), randBelow(randN, at.total, math.MaxInt)
 	}
 	if unit < at.prob[col] {
 		return int(col)
@@ -156,18 +166,39 @@ func weightedAmongUsable(sp *slowPath, randN func(int) int) (PickResult, error) 
 	if total == 0 {
 		return PickResult{}, ErrNoServer
 	}
-	x := int64(randN(int(total)))
+	x := int64(randBelow(randN, uint64(total), math.MaxInt))
 	for _, s := range sp.active {
 		w, ok := effectiveWeight(sp, s)
 		if !ok {
 			continue
 		}
 		if x < w {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
+			break // drained meanwhile: take the first usable one
 		}
 		x -= w
 	}
 	// Servers that turned unavailable between the passes took x past
-	// the end.
+	// the end, or the one drawn was drained meanwhile.
 	return sp.scan(0)
+}
+
+// randBelow returns a random value in [0, n), n > 0, drawn with randN,
+// whose argument may be at most limit (math.MaxInt, which is 2^31−1 on
+// 32-bit platforms). For n above limit it combines a draw over the high
+// bits with one over the low bits, which covers [0, n) but for less than
+// its last 2^-30 part.
+func randBelow(randN func(int) int, n, limit uint64) uint64 {
+	if n <= limit {
+		return uint64(randN(int(n)))
+	}
+	shift := uint(bits.Len64(n) - bits.Len64(limit))
+	if n>>shift > limit {
+		shift++
+	}
+	hi := uint64(randN(int(n >> shift)))
+	lo := randBelow(randN, 1<<shift, limit)
+	return hi<<shift | lo
 }

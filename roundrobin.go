@@ -51,16 +51,17 @@ func (rr *RoundRobin) Pool() *Pool { return rr.pool }
 
 // Pick returns the next available server in turn. r is not used.
 func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
-	servers := rr.pool.load().active
+	st := rr.pool.load()
+	servers := st.active
 	n := uint64(len(servers))
 	if n == 0 {
 		return PickResult{}, ErrNoServer
 	}
 	i := rr.next.Add(1) - 1
-	if s := servers[i%n]; s.available() {
-		return s.Acquire(), nil
+	if s := servers[i%n]; s.available() && (rr.pool.counted(st, s) || rr.pool.recheck(s)) {
+		return s.picked(), nil
 	}
-	return rotate(rr.pool, servers, nil, &rr.next.Uint64, i)
+	return rotate(rr.pool, st, nil, &rr.next.Uint64, i)
 }
 
 // rotate is the slow path of the round-robin picks, once the server at
@@ -68,8 +69,9 @@ func (rr *RoundRobin) Pick(*http.Request) (PickResult, error) {
 // not plainly available: it tries that server again on the slow path (it
 // may be slow-starting, or the pool in panic mode), then the next
 // positions, then scans the pool.
-func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i uint64) (PickResult, error) {
-	sp := slowPath{pool: pool, active: servers}
+func rotate(pool *Pool, st *poolState, order []int32, next *atomic.Uint64, i uint64) (PickResult, error) {
+	servers := st.active
+	sp := slowPath{pool: pool, st: st, active: servers}
 	sp.rnd.state = i // coins for ramps, reproducible from the position
 	at := func(i uint64) *Server {
 		if order == nil {
@@ -78,7 +80,9 @@ func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i
 		return servers[order[i%uint64(len(order))]]
 	}
 	if s := at(i); sp.accept(s) {
-		return s.Acquire(), nil
+		if res, ok := sp.acquire(s); ok {
+			return res, nil
+		}
 	}
 	lap := uint64(len(servers))
 	if order != nil {
@@ -87,7 +91,9 @@ func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i
 	for range min(lap-1, redraws) {
 		i = next.Add(1) - 1
 		if s := at(i); sp.accept(s) {
-			return s.Acquire(), nil
+			if res, ok := sp.acquire(s); ok {
+				return res, nil
+			}
 		}
 	}
 	return sp.scan(next.Load())
@@ -104,6 +110,12 @@ func rotate(pool *Pool, servers []*Server, order []int32, next *atomic.Uint64, i
 // divided by their greatest common divisor, is at most 65,536 (or 4 times
 // the number of servers, if that is more); beyond that they are scaled down
 // in proportion to fit, and a server keeps at least one turn per lap.
+//
+// With every server available, the order is smooth within a proven bound:
+// in any k consecutive picks, a server of weight w out of a total W, among
+// n servers (weights as used, after any scaling), is picked k·w/W times
+// give or take at most H_n − 1/n, where
+// H_n = 1 + 1/2 + … + 1/n (under 2.83 for 10 servers, 4.48 for 50).
 //
 // Unhealthy and draining servers are skipped: their turns go to the next
 // positions of the order. WeightedRoundRobin is safe for concurrent use.
@@ -147,10 +159,10 @@ func (w *WeightedRoundRobin) Pick(*http.Request) (PickResult, error) {
 	} else {
 		s = servers[order[i%uint64(len(order))]]
 	}
-	if s.available() {
-		return s.Acquire(), nil
+	if s.available() && (w.pool.counted(st, s) || w.pool.recheck(s)) {
+		return s.picked(), nil
 	}
-	return rotate(w.pool, servers, order, &w.next.Uint64, i)
+	return rotate(w.pool, st, order, &w.next.Uint64, i)
 }
 
 // smoothOrder returns the snapshot's weighted order, building it on first
@@ -185,6 +197,24 @@ const maxLap = 1 << 16
 // index order, one after another; so it is enough to compare one candidate
 // per distinct weight, which makes a lap O(total·distinct weights) and gives
 // exactly nginx's sequence.
+//
+// The bound the order keeps: let p_j = w_j/W and let the lag of server j
+// after t picks be L_j = t·p_j − (its picks so far), nginx's current weight
+// divided by W. The lags sum to 0. A lag falls only when its server is
+// picked, from the largest value before the pick, which is at least the
+// mean 1/n, to that value minus 1: so every lag stays at least 1/n − 1.
+// And the k largest lags sum to at most k·(H_n − H_k), by induction on t:
+// adding the p_j raises any k of them by at most 1; a set of k lags that
+// holds the picked server then loses 1; one that does not, with the picked
+// server added, is a set of k+1 that summed to at most
+// (k+1)·(H_n − H_{k+1}) + 1 before the pick and whose largest member was
+// picked, so without it at most k/(k+1) of that is left, k·(H_n − H_k).
+// Hence every lag is at most H_n − 1, and a window of k picks from t to
+// t+k holds k·p_j + L_j(t) − L_j(t+k) picks of j: k·p_j ± (H_n − 1/n).
+// The laps repeat (the lags are all 0 again after W picks), so windows
+// across laps obey it too. The lag bound is reached for two servers of
+// equal weight; ⌈k·p_j⌉ + 1 is not a bound on window counts (weights
+// 1 1 1 1 49 1 37 37 37 1 exceed it).
 func smoothOrder(weights []int) []int32 {
 	if len(weights) == 0 {
 		return nil
@@ -237,21 +267,22 @@ func fitLap(weights []int) []int {
 	out := slices.Clone(weights)
 	limit := max(maxLap, 4*len(weights))
 	for {
-		g, total := 0, 0
+		// total is an int64: the sum of many weights passes 2^31.
+		g, total := 0, int64(0)
 		for _, w := range out {
 			g = gcd(g, w)
 		}
 		for i := range out {
 			out[i] /= g
-			total += out[i]
+			total += int64(out[i])
 		}
-		if total <= limit {
+		if total <= int64(limit) {
 			return out
 		}
 		// Each round lowers the total: every weight above 1 shrinks by
 		// at least one.
 		for i, w := range out {
-			out[i] = max(1, int(int64(w)*int64(limit)/int64(total)))
+			out[i] = max(1, int(int64(w)*int64(limit)/total))
 		}
 	}
 }

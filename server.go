@@ -1,8 +1,11 @@
 package lb
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/bits"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -43,16 +46,36 @@ type Server struct {
 	handler  http.Handler // nil for a URL server
 	done     func(DoneInfo)
 
-	// Slow start: while flagRamping is set, the server's share grows from
-	// minRamp to full between rampStart and rampStart+rampWindow (Unix
-	// nanoseconds).
-	rampStart  atomic.Int64
-	rampWindow atomic.Int64
+	// slow is the slow-start ramp, nil when there is none; flagRamping
+	// says there may be one, so that picks of other servers skip it.
+	slow atomic.Pointer[slowStart]
 
 	// idle, while the server drains, is closed when its in-flight count
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
-	_    [2*cacheLine - 80]byte
+
+	// extraDoneSeen is set once an extra Done has been logged.
+	extraDoneSeen atomic.Bool
+	// The padding rounds the size up to whole cache lines, with ints and
+	// pointers of 8 bytes (amd64, arm64) as of 4 (386, arm).
+	_ [(cacheLine - coldSize%cacheLine) % cacheLine]byte
+}
+
+// wordSize is the size of an int or a pointer: 8 bytes on 64-bit
+// platforms, 4 on 32-bit ones.
+const wordSize = bits.UintSize / 8
+
+// coldSize is the size of the fields of Server after its first cache line:
+// eight words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1), a
+// 64-bit integer and a 32-bit one.
+const coldSize = 8*wordSize + 8 + 4
+
+// slowStart is one slow-start ramp: the server's share grows from minRamp
+// to full between start and start+window (Unix nanoseconds). It is never
+// changed once made: a new ramp is a new value, so that a pick can end the
+// ramp it found over, and only that one.
+type slowStart struct {
+	start, window int64
 }
 
 // cacheLine is the size the hot fields of Server and of the round-robin
@@ -232,10 +255,22 @@ func (s *Server) SetHealthy(healthy bool) (changed bool) {
 }
 
 // setFlag sets f and reports whether it was clear before.
-func (s *Server) setFlag(f uint32) bool { return s.flags.Or(f)&f == 0 }
+func (s *Server) setFlag(f uint32) bool {
+	changed := s.flags.Or(f)&f == 0
+	if changed {
+		flagsChanged()
+	}
+	return changed
+}
 
 // clearFlag clears f and reports whether it was set before.
-func (s *Server) clearFlag(f uint32) bool { return s.flags.And(^f)&f != 0 }
+func (s *Server) clearFlag(f uint32) bool {
+	changed := s.flags.And(^f)&f != 0
+	if changed {
+		flagsChanged()
+	}
+	return changed
+}
 
 // Draining reports whether the server is being drained: it takes no new
 // picks while its requests in flight finish.
@@ -260,38 +295,67 @@ func (s *Server) SlowStart(window time.Duration) { s.SlowStartAt(time.Now(), win
 // SlowStartAt is SlowStart with a ramp that began at start, for a pool
 // whose balancers run on a clock of their own ([Pool.SetClock]).
 func (s *Server) SlowStartAt(start time.Time, window time.Duration) {
-	if window <= 0 {
-		s.clearFlag(flagRamping)
-		return
+	var r *slowStart
+	if window > 0 {
+		r = &slowStart{start: start.UnixNano(), window: int64(window)}
 	}
-	s.rampWindow.Store(int64(window))
-	s.rampStart.Store(start.UnixNano())
-	s.setFlag(flagRamping)
+	s.slow.Store(r)
+	s.syncRampFlag()
+}
+
+// endRamp ends the ramp r, which a pick found over, unless another ramp
+// has replaced it meanwhile.
+func (s *Server) endRamp(r *slowStart) {
+	if s.slow.CompareAndSwap(r, nil) {
+		s.syncRampFlag()
+	}
+}
+
+// syncRampFlag makes flagRamping agree with s.slow after a change of it.
+// Whoever clears the flag looks at the ramp again afterwards and sets the
+// flag back if a new ramp has come in meanwhile, so a new ramp always ends
+// with its flag set. (The flag may be left set with no ramp, by a race with
+// an end; the next pick that looks ends that, through endRamp(nil).)
+func (s *Server) syncRampFlag() {
+	for {
+		if s.slow.Load() != nil {
+			s.setFlag(flagRamping)
+			return
+		}
+		s.clearFlag(flagRamping)
+		if s.slow.Load() == nil {
+			return
+		}
+	}
 }
 
 // ramp returns the fraction of its weight the server gets at time now
 // (Unix nanoseconds), and ends the ramp when it is over, so that picks go
 // back to the fast path.
 func (s *Server) ramp(now int64) float64 {
-	f, over := s.rampAt(now)
+	f, over, r := s.rampAt(now)
 	if over {
-		s.clearFlag(flagRamping)
+		s.endRamp(r)
 	}
 	return f
 }
 
 // rampAt returns the fraction of its weight the server gets at time now,
-// and whether a ramp has run its course; it changes nothing.
-func (s *Server) rampAt(now int64) (frac float64, over bool) {
+// whether a ramp has run its course, and the ramp it looked at; it changes
+// nothing.
+func (s *Server) rampAt(now int64) (frac float64, over bool, r *slowStart) {
 	if s.flags.Load()&flagRamping == 0 {
-		return 1, false
+		return 1, false, nil
 	}
-	window := s.rampWindow.Load()
-	elapsed := now - s.rampStart.Load()
-	if window <= 0 || elapsed >= window {
-		return 1, true
+	r = s.slow.Load()
+	if r == nil {
+		return 1, true, nil // a flag left behind: ending nil clears it
 	}
-	return minRamp + (1-minRamp)*float64(max(elapsed, 0))/float64(window), false
+	elapsed := now - r.start
+	if elapsed >= r.window {
+		return 1, true, r
+	}
+	return minRamp + (1-minRamp)*float64(max(elapsed, 0))/float64(r.window), false, r
 }
 
 // Ejected reports whether a [Proxy]'s passive health check has taken the
@@ -321,28 +385,87 @@ func inflight(load uint64) int64 {
 // Acquire counts one more request in flight on s and returns a PickResult
 // whose Done ends it. Balancers call it once they have chosen s; a custom
 // [Balancer] should do the same. It does not check health.
+//
+// It does check for a drain: if a [Pool.Drain] of s has begun, it counts
+// nothing and returns the zero PickResult (nil Server and Done), so that a
+// pick that chose s before the drain began cannot land on it after Drain
+// has seen it idle. A caller that gets no Server should choose again or
+// return [ErrNoServer].
 func (s *Server) Acquire() PickResult {
-	s.load.Add(loadPick)
+	if !s.acquire() {
+		return PickResult{}
+	}
 	return PickResult{Server: s, Done: s.done}
 }
 
+// picked returns the PickResult of a pick of s that has been counted.
+func (s *Server) picked() PickResult { return PickResult{Server: s, Done: s.done} }
+
+// acquire counts one more request in flight on s, unless a Drain of s has
+// begun: it reports whether it did. It counts first and reads the flag
+// after, while Drain sets the flag first and reads the count after, so
+// either the pick sees the flag and backs out, or Drain sees the pick and
+// waits for its Done.
+func (s *Server) acquire() bool {
+	s.load.Add(loadPick)
+	return s.flags.Load()&flagDraining == 0 || s.backOut()
+}
+
+// backOut takes back a count that acquire made, waking Drain if it waits
+// for it, and returns false. It is kept out of acquire so that acquire is
+// inlined.
+//
+//go:noinline
+func (s *Server) backOut() bool {
+	s.release(DoneInfo{Err: ErrNotUsed})
+	return false
+}
+
 // release is the Done of every PickResult for s.
+//
+// Done is one function per server, shared by all its picks, so it cannot
+// tell which pick it ends. What it can tell is a Done that would take the
+// in-flight count below zero: with no pick left to end, it is an extra
+// Done (a second call for one pick), and it changes nothing. An extra Done
+// while other picks of s are in flight cannot be told apart from theirs: it
+// ends one of them early, and the Done of the last of them finds the count
+// at zero and does nothing, so the count is right again once s is idle.
 func (s *Server) release(info DoneInfo) {
+	delta := uint64(loadRelease) // one less in flight, one more completed
 	if info.Err == ErrNotUsed {
-		// One less in flight, no request counted.
-		if inflight(s.load.Add(^uint64(0))) == 0 && s.flags.Load()&flagDraining != 0 {
-			s.signalIdle()
-		}
-		return
+		delta = ^uint64(0) // one less in flight, no request counted
 	}
-	if inflight(s.load.Add(loadRelease)) == 0 && s.flags.Load()&flagDraining != 0 {
-		s.signalIdle()
+	for {
+		l := s.load.Load()
+		if inflight(l) <= 0 {
+			s.extraDone()
+			return
+		}
+		if s.load.CompareAndSwap(l, l+delta) {
+			if inflight(l) == 1 && s.flags.Load()&flagDraining != 0 {
+				s.signalIdle()
+			}
+			break
+		}
+	}
+	if info.Err == ErrNotUsed {
+		return
 	}
 	if !clientFault(info.Err) && (info.Err != nil || info.StatusCode >= 500) {
 		s.failures.Add(1)
 	}
 	if info.Duration > 0 {
 		s.latency.Store(int64(info.Duration))
+	}
+}
+
+// extraDone reports a Done called with no request in flight on s, through
+// slog's default logger, the first time it happens on s.
+func (s *Server) extraDone() {
+	if s.extraDoneSeen.CompareAndSwap(false, true) {
+		slog.Default().LogAttrs(context.Background(), slog.LevelError,
+			"lb: PickResult.Done called more times than Pick; extra calls are ignored",
+			slog.String("server", s.name))
 	}
 }
 
@@ -382,7 +505,7 @@ type Stats struct {
 // Stats returns a snapshot of the server's state and counters.
 func (s *Server) Stats() Stats {
 	load, flags := s.load.Load(), s.flags.Load()
-	ramp, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
+	ramp, _, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
 	st := Stats{
 		Name:        s.name,
 		Weight:      s.weight,

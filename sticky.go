@@ -28,10 +28,17 @@ import (
 // Secure, HttpOnly, SameSite); its Name and Value are ignored. The default
 // is Path "/", HttpOnly, SameSite Lax and a session cookie. Either way the
 // cookie is Secure when the request came over TLS.
+//
+// name must be an RFC 6265 token (letters, digits and !#$%&'*+-.^_`|~; no
+// ':', '/', '=', spaces or other separators), and the Domain and Path of
+// attrs must be ones net/http writes as given (a domain name or an IPv4
+// address; a path without ';' or control bytes), and its MaxAge must not be
+// negative (which would delete the cookie): anything else is an error
+// naming the value.
 func WithStickyCookie(name string, secret []byte, attrs *http.Cookie) ProxyOption {
 	return func(o *proxyOptions) error {
-		if name == "" || !validCookieName(name) {
-			return fmt.Errorf("WithStickyCookie: invalid cookie name %q", name)
+		if (&http.Cookie{Name: name}).Valid() != nil {
+			return fmt.Errorf("WithStickyCookie: invalid cookie name %q: not an RFC 6265 token", name)
 		}
 		if len(secret) < 16 {
 			return fmt.Errorf("WithStickyCookie: secret of %d bytes, want at least 16", len(secret))
@@ -41,19 +48,22 @@ func WithStickyCookie(name string, secret []byte, attrs *http.Cookie) ProxyOptio
 			c = *attrs
 		}
 		c.Name, c.Value = name, ""
+		// net/http drops an invalid Domain or the invalid bytes of a Path
+		// with a line on the standard logger, on every response: refuse
+		// them here instead.
+		if err := (&http.Cookie{Name: name, Domain: c.Domain}).Valid(); err != nil {
+			return fmt.Errorf("WithStickyCookie: invalid cookie Domain %q: %w", c.Domain, err)
+		}
+		if err := (&http.Cookie{Name: name, Path: c.Path}).Valid(); err != nil {
+			return fmt.Errorf("WithStickyCookie: invalid cookie Path %q: %w", c.Path, err)
+		}
+		if c.MaxAge < 0 {
+			// Max-Age=0: every client would drop the cookie at once.
+			return fmt.Errorf("WithStickyCookie: cookie MaxAge %d is negative", c.MaxAge)
+		}
 		o.sticky = &sticky{attrs: c, secret: append([]byte(nil), secret...)}
 		return nil
 	}
-}
-
-func validCookieName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || c == '=' || c == ';' || c == ',' || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // sticky is the state of WithStickyCookie.
@@ -127,6 +137,22 @@ func (sk *sticky) pinned(r *http.Request) *Server {
 		return s
 	}
 	return nil
+}
+
+// pin counts a request on the available server r's cookie names and
+// returns it with the pick. It returns nil if the cookie names no available
+// server, or if the server has begun to drain or left the pool since it was
+// looked up: the request is then balanced as usual.
+func (sk *sticky) pin(r *http.Request) (*Server, PickResult) {
+	s := sk.pinned(r)
+	if s == nil {
+		return nil, PickResult{}
+	}
+	s.load.Add(loadPick)
+	if !sk.pool.recheck(s) {
+		return nil, PickResult{}
+	}
+	return s, s.picked()
 }
 
 var errStickyNeedsPool = errors.New("WithStickyCookie: the balancer is not a PoolBalancer")

@@ -50,9 +50,10 @@ var ErrTCPProxyClosed = errors.New("lb: TCP proxy closed")
 //
 // A TCPProxy is safe for concurrent use; it may serve several listeners.
 type TCPProxy struct {
-	bal  Balancer
-	o    tcpOptions
-	slot chan struct{} // one token per open connection; nil without a limit
+	bal    Balancer
+	o      tcpOptions
+	health passiveHealth
+	slot   chan struct{} // one token per open connection; nil without a limit
 
 	ctx    context.Context // canceled by Close: ends dials in progress
 	cancel context.CancelFunc
@@ -195,9 +196,12 @@ func WithAcceptProxyProtocol(prefixes ...netip.Prefix) TCPOption {
 
 // WithTCPPassiveHealth ejects a server for cooldown after failures
 // consecutive failed dials, like [WithPassiveHealth] for a [Proxy] (the
-// ejection is the same state of the server, shared by both). The defaults
-// are [DefaultFailures] and [DefaultCooldown]; failures 0 turns passive
-// health off. A successful dial resets the count.
+// ejection is the same state of the server, shared by both), and within
+// the same cap: at most [DefaultMaxEjectionPercent] of the balancer's pool
+// out at once (see [WithMaxEjectionPercent]), and none with a balancer
+// that is not a [PoolBalancer]. The defaults are [DefaultFailures] and
+// [DefaultCooldown]; failures 0 turns passive health off. A successful
+// dial resets the count.
 func WithTCPPassiveHealth(failures int, cooldown time.Duration) TCPOption {
 	return func(o *tcpOptions) error {
 		if failures < 0 {
@@ -252,6 +256,8 @@ func NewTCPProxy(b Balancer, opts ...TCPOption) (*TCPProxy, error) {
 	}
 	p := &TCPProxy{bal: b, o: o, listeners: map[net.Listener]struct{}{}, conns: map[*tcpConn]struct{}{},
 		quit: make(chan struct{})}
+	p.health = passiveHealth{failures: o.failures, cooldown: o.cooldown,
+		maxEjection: DefaultMaxEjectionPercent, bal: b, logger: o.logger}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if o.maxConns > 0 {
 		p.slot = make(chan struct{}, o.maxConns)
@@ -549,9 +555,7 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) 
 }
 
 // observe feeds a dial's outcome to passive health.
-func (p *TCPProxy) observe(s *Server, info DoneInfo) {
-	observeHealth(s, info, p.o.failures, p.o.cooldown, nil, p.o.logger)
-}
+func (p *TCPProxy) observe(s *Server, info DoneInfo) { p.health.observe(s, info) }
 
 // pickKeyer is a balancer that can pick by key, as [ConsistentHash] does.
 type pickKeyer interface {
