@@ -270,6 +270,9 @@ func NewTCPProxy(b Balancer, opts ...TCPOption) (*TCPProxy, error) {
 // [ErrTCPProxyClosed]. Serve closes ln when it returns. A temporary accept
 // error (too many open files) is logged and retried after a pause.
 func (p *TCPProxy) Serve(ln net.Listener) error {
+	if ln == nil {
+		return errors.New("lb: TCPProxy.Serve: nil listener")
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

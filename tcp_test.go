@@ -725,6 +725,10 @@ func TestNewTCPProxyErrors(t *testing.T) {
 	}
 	_, err = NewTCPProxy(nil)
 	assert.EqualError(t, err, "lb: NewTCPProxy: nil balancer")
+	p, err := NewTCPProxy(rr)
+	require.NoError(t, err)
+	assert.EqualError(t, p.Serve(nil), "lb: TCPProxy.Serve: nil listener")
+	require.NoError(t, p.Close())
 }
 
 func TestNewServerTCP(t *testing.T) {
