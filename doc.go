@@ -22,7 +22,8 @@
 // [Proxy] turns any balancer into an [http.Handler], with safe retries,
 // passive health checks and sticky cookies; [HealthChecker] probes the
 // servers of a pool; [StatusHandler] and [AdminHandler] show and change a
-// pool at run time.
+// pool at run time. [TCPProxy] balances TCP connections with the same
+// balancers ("tcp://host:port" servers, PROXY protocol, splice on Linux).
 //
 // Every balancer skips unhealthy and draining servers and servers of weight
 // 0, and returns an error wrapping [ErrNoServer] when none is left. Every

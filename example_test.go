@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"github.com/balancekit/lb"
 )
@@ -277,4 +279,54 @@ func ExampleNewHandlerServer() {
 	fmt.Println()
 	// Output:
 	// v1 v1 v2 v1 v1 v1 v2 v1
+}
+
+// ExampleTCPProxy balances TCP connections over two echo servers with
+// least connections.
+func ExampleTCPProxy() {
+	var backends []*lb.Server
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		defer ln.Close()
+		go func() { // an echo server
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					_, _ = io.Copy(c, c)
+				}()
+			}
+		}()
+		backends = append(backends, mustServer("tcp://"+ln.Addr().String()))
+	}
+	pool, _ := lb.NewPool(backends...)
+	lc, _ := lb.NewLeastConn(pool)
+	proxy, err := lb.NewTCPProxy(lc, lb.WithIdleTimeout(time.Minute))
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go proxy.Serve(ln)
+	defer proxy.Close()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "hello over TCP")
+	c.(*net.TCPConn).CloseWrite() // the echo server sees the end and closes
+	answer, _ := io.ReadAll(c)
+	fmt.Println(string(answer))
+	// Output:
+	// hello over TCP
 }

@@ -25,7 +25,8 @@ import (
 // By default a probe is an HTTP GET of "/" on a URL server (with the
 // credentials of its URL, as [NewServer] says), or a call of an in-process
 // server's handler, and passes on a status from 200 to 399 within
-// 2 s; [WithCheckFunc] replaces it with any check (a TCP dial, a gRPC health
+// 2 s; a "tcp://host:port" server passes when a connection to it succeeds
+// within that time ([CheckTCP]); [WithCheckFunc] replaces it with any check (a TCP dial, a gRPC health
 // call). Servers are probed every 5 s while up and every 2 s while down, each
 // interval varied by up to ±10% so that probes do not march in step.
 //
@@ -495,6 +496,8 @@ func (hc *HealthChecker) probe(ctx context.Context, s *Server) (err error) {
 		return hc.o.probe(ctx, s)
 	case s.handler != nil:
 		return hc.probeHandler(ctx, s)
+	case s.url.Scheme == "tcp":
+		return CheckTCP(ctx, s)
 	default:
 		return hc.probeURL(ctx, s)
 	}

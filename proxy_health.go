@@ -9,31 +9,51 @@ import (
 )
 
 // observe feeds the outcome of one attempt to passive health.
-func (p *Proxy) observe(s *Server, info DoneInfo) {
-	if p.o.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
+func (p *Proxy) observe(s *Server, info DoneInfo) { p.passive().observe(s, info) }
+
+// passive returns the proxy's passive health settings.
+func (p *Proxy) passive() passiveHealth {
+	return passiveHealth{failures: p.o.failures, cooldown: p.o.cooldown, failStatus: p.o.failStatus,
+		maxEjection: p.o.maxEjection, bal: p.bal, logger: p.o.logger}
+}
+
+// passiveHealth ejects a server for a cool-down after consecutive failed
+// attempts; the Proxy and the TCPProxy share it.
+type passiveHealth struct {
+	failures    int
+	cooldown    time.Duration
+	failStatus  map[int]bool // statuses that count as failures
+	maxEjection int          // percent of the pool that may be out at once
+	bal         Balancer     // names the pool, for maxEjection
+	logger      *slog.Logger
+}
+
+// observe feeds the outcome of one attempt on s to passive health.
+func (p passiveHealth) observe(s *Server, info DoneInfo) {
+	if p.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
 		return
 	}
 	if clientFault(info.Err) {
 		return // neither a failure nor a success of the server
 	}
-	if info.Err == nil && !p.o.failStatus[info.StatusCode] {
+	if info.Err == nil && !p.failStatus[info.StatusCode] {
 		if s.fails.Load() != 0 {
 			s.fails.Store(0)
 		}
 		return
 	}
-	if s.fails.Add(1) < uint32(p.o.failures) || !p.eject(s) {
+	if s.fails.Add(1) < uint32(p.failures) || !p.eject(s) {
 		return
 	}
-	p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: server ejected",
-		slog.String("server", s.Name()), slog.Int("failures", p.o.failures),
-		slog.Duration("cooldown", p.o.cooldown))
+	p.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: server ejected",
+		slog.String("server", s.Name()), slog.Int("failures", p.failures),
+		slog.Duration("cooldown", p.cooldown))
 	// The timer belongs to the server's ejection, not to the proxy: it
 	// runs out even if the proxy is discarded meanwhile.
-	time.AfterFunc(p.o.cooldown, func() {
+	time.AfterFunc(p.cooldown, func() {
 		s.fails.Store(0)
 		if s.clearFlag(flagEjected) {
-			p.o.logger.LogAttrs(context.Background(), slog.LevelInfo, "lb: server back from ejection",
+			p.logger.LogAttrs(context.Background(), slog.LevelInfo, "lb: server back from ejection",
 				slog.String("server", s.Name()))
 		}
 	})
@@ -46,15 +66,15 @@ var ejectMu sync.Mutex
 // eject takes s out for the cool-down, unless it is out already or that
 // would put more than the allowed share of the balancer's pool out at once
 // ([WithMaxEjectionPercent]). It reports whether it ejected s.
-func (p *Proxy) eject(s *Server) bool {
-	if p.o.maxEjection >= 100 {
+func (p passiveHealth) eject(s *Server) bool {
+	if p.maxEjection >= 100 {
 		return s.setFlag(flagEjected)
 	}
 	var pool *Pool
 	if pb, ok := p.bal.(PoolBalancer); ok {
 		pool = pb.Pool()
 	}
-	if pool == nil || p.o.maxEjection == 0 {
+	if pool == nil || p.maxEjection == 0 {
 		return false // without the pool, how many would be left is unknown
 	}
 	ejectMu.Lock()
@@ -69,7 +89,7 @@ func (p *Proxy) eject(s *Server) bool {
 			out++
 		}
 	}
-	if (out+1)*100 > len(servers)*p.o.maxEjection {
+	if (out+1)*100 > len(servers)*p.maxEjection {
 		return false
 	}
 	return s.setFlag(flagEjected)

@@ -137,7 +137,9 @@ func WithDown() ServerOption {
 // NewServer returns a server that forwards to the URL raw, which must have a
 // scheme and a host, such as "http://10.0.0.1:8080" or
 // "https://api.internal/v1". Note that "localhost:8080" is rejected: it
-// parses as the scheme "localhost" with no host.
+// parses as the scheme "localhost" with no host. A server for a [TCPProxy]
+// only, such as a database, is "tcp://10.0.0.1:5432": the port is required,
+// and a [HealthChecker] probes it by connecting (see [CheckTCP]).
 //
 // User info in raw ("https://user:password@host") is a credential: a
 // [Proxy] sends it on every request it forwards to the server, as HTTP
@@ -165,6 +167,10 @@ func NewServer(raw string, opts ...ServerOption) (*Server, error) {
 	if u.Scheme == "" || u.Host == "" {
 		shown, _ := redactRaw(raw)
 		return nil, fmt.Errorf("lb: server URL %q: missing scheme or host (want scheme://host[:port])", shown)
+	}
+	if u.Scheme == "tcp" && (u.Port() == "" || u.Path != "" || u.RawQuery != "" || u.User != nil) {
+		shown, _ := redactRaw(raw)
+		return nil, fmt.Errorf("lb: server URL %q: a tcp URL is tcp://host:port, with a port and nothing else", shown)
 	}
 	return newServer(fmt.Sprintf("server URL %q", name), name, u, nil, opts)
 }
