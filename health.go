@@ -98,11 +98,16 @@ func WithCheckPath(path string) HealthOption {
 	}
 }
 
-// WithCheckMethod sets the method of HTTP probes. The default is GET.
+// WithCheckMethod sets the method of HTTP probes. The default is GET. A
+// method that is not an HTTP token (RFC 9110, section 9.1) is an error: no
+// probe with it could be sent, and every server would be marked down.
 func WithCheckMethod(method string) HealthOption {
 	return func(o *healthOptions) error {
 		if method == "" {
 			return errors.New("WithCheckMethod: empty method")
+		}
+		if !httpToken(method) {
+			return fmt.Errorf("WithCheckMethod: method %q is not an HTTP token", method)
 		}
 		o.method = method
 		return nil
