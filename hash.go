@@ -2,6 +2,7 @@ package lb
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -253,7 +254,7 @@ func WithBoundedLoad(c float64) Option {
 
 // WithFallback sets the balancer that a [ConsistentHash] uses for requests
 // without a key. The default is a RoundRobin over the same pool, which
-// [WithStart] applies to.
+// [WithStart] applies to; WithStart beside WithFallback is an error.
 func WithFallback(b Balancer) Option {
 	return func(o *config) error {
 		if b == nil {
@@ -274,6 +275,9 @@ func NewConsistentHash(pool *Pool, key KeyFunc, opts ...Option) (*ConsistentHash
 	}
 	if key == nil {
 		return nil, fmt.Errorf("lb: NewConsistentHash: nil KeyFunc")
+	}
+	if c.set&optStart != 0 && c.set&optFallback != 0 {
+		return nil, errors.New("lb: NewConsistentHash: WithStart applies to the default fallback, not to one set by WithFallback")
 	}
 	h := &ConsistentHash{pool: pool, key: key, bound: c.bound, fallback: c.fallback}
 	if h.bound > 0 {

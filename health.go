@@ -62,6 +62,11 @@ type probeState struct {
 	fails   int
 	pending bool // waiting for a first pass (WithStartDown)
 	joined  bool // added to the pool after the checker first saw it
+
+	// handlerBusy is set while a probe's call of an in-process server's
+	// handler runs, which may outlast the probe (a handler that ignores its
+	// context): no other call starts until it returns.
+	handlerBusy atomic.Bool
 }
 
 // A HealthOption configures a [HealthChecker].
@@ -99,11 +104,16 @@ func WithCheckPath(path string) HealthOption {
 	}
 }
 
-// WithCheckMethod sets the method of HTTP probes. The default is GET.
+// WithCheckMethod sets the method of HTTP probes. The default is GET. A
+// method that is not an HTTP token (RFC 9110, section 9.1) is an error: no
+// probe with it could be sent, and every server would be marked down.
 func WithCheckMethod(method string) HealthOption {
 	return func(o *healthOptions) error {
 		if method == "" {
 			return errors.New("WithCheckMethod: empty method")
+		}
+		if !httpToken(method) {
+			return fmt.Errorf("WithCheckMethod: method %q is not an HTTP token", method)
 		}
 		o.method = method
 		return nil
@@ -300,6 +310,11 @@ func (hc *HealthChecker) Stats() HealthStats {
 // Run probes the pool's servers until ctx is done, following changes of
 // membership, and returns nil once every probe goroutine has stopped. It
 // returns an error at once if the checker is already running.
+//
+// The one call Run may leave behind is that of an in-process server's
+// handler that ignores its request's context: a probe fails at its
+// timeout, but the call goes on until the handler returns. Until then, the
+// server's probes fail without calling it again.
 func (hc *HealthChecker) Run(ctx context.Context) error {
 	if !hc.running.CompareAndSwap(false, true) {
 		return errors.New("lb: HealthChecker.Run: already running")
@@ -445,7 +460,7 @@ func jittered(d time.Duration, f, r float64) time.Duration {
 // probeAndApply probes s once and updates its health. It reports false if
 // ctx ended during the probe, whose result then counts for nothing.
 func (hc *HealthChecker) probeAndApply(ctx context.Context, s *Server, st *probeState) bool {
-	err := hc.probe(ctx, s)
+	err := hc.probe(ctx, s, &st.handlerBusy)
 	if ctx.Err() != nil {
 		return false
 	}
@@ -481,7 +496,7 @@ func (hc *HealthChecker) probeAndApply(ctx context.Context, s *Server, st *probe
 
 // probe runs one probe of s, bounded by the timeout, and turns a panic in
 // it into an error.
-func (hc *HealthChecker) probe(ctx context.Context, s *Server) (err error) {
+func (hc *HealthChecker) probe(ctx context.Context, s *Server, handlerBusy *atomic.Bool) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, hc.o.timeout)
 	defer cancel()
 	defer func() {
@@ -495,7 +510,7 @@ func (hc *HealthChecker) probe(ctx context.Context, s *Server) (err error) {
 	case hc.o.probe != nil:
 		return hc.o.probe(ctx, s)
 	case s.handler != nil:
-		return hc.probeHandler(ctx, s)
+		return hc.probeHandler(ctx, s, handlerBusy)
 	case s.url.Scheme == "tcp":
 		return CheckTCP(ctx, s)
 	default:
@@ -529,9 +544,13 @@ func (hc *HealthChecker) probeURL(ctx context.Context, s *Server) error {
 
 // probeHandler calls an in-process server's handler. A handler that
 // outlives the timeout fails the probe; its goroutine ends when it returns.
-func (hc *HealthChecker) probeHandler(ctx context.Context, s *Server) error {
+func (hc *HealthChecker) probeHandler(ctx context.Context, s *Server, busy *atomic.Bool) error {
+	if !busy.CompareAndSwap(false, true) {
+		return fmt.Errorf("lb: probe of %q: the handler has not returned from an earlier probe", s.Name())
+	}
 	req, err := http.NewRequestWithContext(ctx, hc.o.method, hc.o.path, nil)
 	if err != nil {
+		busy.Store(false)
 		return fmt.Errorf("lb: probe: %w", err)
 	}
 	req.RemoteAddr = "127.0.0.1:0"
@@ -539,6 +558,7 @@ func (hc *HealthChecker) probeHandler(ctx context.Context, s *Server) error {
 	w := &probeWriter{header: make(http.Header)}
 	done := make(chan error, 1)
 	go func() {
+		defer busy.Store(false)
 		defer func() {
 			if v := recover(); v != nil {
 				done <- fmt.Errorf("lb: probe of %q: handler panicked: %v", s.Name(), v)

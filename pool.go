@@ -228,8 +228,10 @@ func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 // stop picking it too until Drain returns. A pick that began before the
 // drain either lands on s before Drain has seen it idle, and Drain waits
 // for it as for any other, or does not land on it at all: once Drain has
-// returned nil, no pick holds s. (A late pick may count itself on s for an
-// instant before it backs out, so InFlight may read 1 just then.)
+// returned nil, no pick of this package's balancers holds s. (A late pick
+// may count itself on s for an instant before it backs out, so InFlight may
+// read 1 just then.) A custom balancer that calls [Server.Acquire] gets
+// that guarantee only for a drain under way: see there.
 func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	if s == nil || p.Server(s.name) != s {
 		return fmt.Errorf("%w: %v", ErrUnknownServer, s)

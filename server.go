@@ -390,7 +390,10 @@ func inflight(load uint64) int64 {
 // nothing and returns the zero PickResult (nil Server and Done), so that a
 // pick that chose s before the drain began cannot land on it after Drain
 // has seen it idle. A caller that gets no Server should choose again or
-// return [ErrNoServer].
+// return [ErrNoServer]. Acquire cannot tell a drain that has ended: s has
+// then left the pool, but Acquire does not know the pool, and counts the
+// request. A custom balancer that chose s before a Drain began and calls
+// Acquire after it returned lands on s.
 func (s *Server) Acquire() PickResult {
 	if !s.acquire() {
 		return PickResult{}

@@ -4,13 +4,15 @@
 //	go run ./examples/dynamic
 //	curl 127.0.0.1:8080/                                   # traffic
 //	curl 127.0.0.1:8081/admin/                             # the pool, as JSON
-//	curl -X POST 127.0.0.1:8081/demo                       # start one more demo backend and add it
+//	curl -X POST -H 'Content-Type: application/json' 127.0.0.1:8081/demo  # start one more demo backend and add it
 //	curl -X POST -H 'Content-Type: application/json' -d '{"url":"http://127.0.0.1:9000","weight":2}' 127.0.0.1:8081/admin/
 //	curl -X POST -H 'Content-Type: application/json' '127.0.0.1:8081/admin/drain?name=demo-1'  # drain, then remove
 //	curl -X DELETE -H 'Content-Type: application/json' '127.0.0.1:8081/admin/?name=demo-2'     # remove at once
 //
 // The admin API listens on its own loopback address, apart from traffic.
-// Its changes must be sent as JSON (Content-Type: application/json).
+// Its changes, and POST /demo, must be sent as JSON (Content-Type:
+// application/json), and requests from web pages (with an Origin header)
+// are refused.
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -113,6 +116,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	admin := http.NewServeMux()
 	admin.Handle("/admin/", http.StripPrefix("/admin", adminAPI))
 	admin.HandleFunc("POST /demo", func(w http.ResponseWriter, r *http.Request) {
+		// The admin API's rules: no request from a web page (a browser
+		// adds Origin), and JSON only, which a page cannot send across
+		// sites without a CORS preflight.
+		if _, ok := r.Header["Origin"]; ok {
+			http.Error(w, "requests from web pages are refused", http.StatusForbidden)
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			http.Error(w, "send Content-Type: application/json", http.StatusUnsupportedMediaType)
+			return
+		}
 		s, err := d.start()
 		if err == nil {
 			err = pool.Add(s)

@@ -69,7 +69,9 @@ func (b backendFlag) servers() ([]*lb.Server, error) {
 	seen := map[string]bool{}
 	for _, v := range b {
 		raw, weight := v, 1
-		if i := strings.LastIndex(v, "="); i >= 0 {
+		// The weight follows the last "=" after any user info, where "="
+		// may stand unescaped in a password.
+		if i := strings.LastIndex(v, "="); i > strings.LastIndex(v, "@") {
 			w, err := strconv.Atoi(v[i+1:])
 			if err != nil {
 				return nil, fmt.Errorf("invalid value for flag -backend: weight %q is not a number", v[i+1:])
@@ -96,7 +98,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on")
 	checkPath := fs.String("check-path", "/", "path of the health checks")
 	var backends backendFlag
-	fs.Var(&backends, "backend", "a server to balance, as URL or URL=weight (repeatable; default: three demo backends); a URL with = in it needs the =weight")
+	fs.Var(&backends, "backend", "a server to balance, as URL or URL=weight (repeatable; default: three demo backends); a URL with = in its path or query needs the =weight")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
