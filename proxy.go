@@ -61,8 +61,9 @@ import (
 //
 // A server whose requests fail several times in a row (transport errors, and
 // the statuses 502, 503 and 504 by default) is ejected: balancers skip it
-// for a cool-down, after which it takes traffic again. At most half of the
-// balancer's pool is ejected at once, so a lone server never is (see
+// for a cool-down, after which it takes traffic again. Ejection never puts
+// more than half of the balancer's pool out of service (ejected, down or
+// draining) at once, so the last server in service never is (see
 // [WithMaxEjectionPercent]). A client that goes away, or whose request body
 // cannot be read, is never counted against a server. See [WithPassiveHealth].
 //

@@ -43,8 +43,9 @@ func (p *Proxy) observe(s *Server, info DoneInfo) {
 // both pass the cap. Only an ejection takes it, never a pick.
 var ejectMu sync.Mutex
 
-// eject takes s out for the cool-down, unless it is out already or that
-// would put more than the allowed share of the balancer's pool out at once
+// eject takes s out for the cool-down, unless it is ejected already or
+// that would put more than the allowed share of the balancer's pool out of
+// service at once, counting servers ejected, marked down or draining
 // ([WithMaxEjectionPercent]). It reports whether it ejected s.
 func (p *Proxy) eject(s *Server) bool {
 	if p.o.maxEjection >= 100 {
@@ -62,10 +63,12 @@ func (p *Proxy) eject(s *Server) bool {
 	if s.Ejected() {
 		return false
 	}
+	// Out of service: ejected, marked down by active health, or draining.
+	// A server that is down already is not left in service by the cap.
 	servers := pool.load().active
 	out := 0
 	for _, x := range servers {
-		if x.Ejected() {
+		if x != s && x.flags.Load()&(flagDown|flagEjected|flagDraining) != 0 {
 			out++
 		}
 	}
