@@ -80,7 +80,9 @@ import (
 // so a client cannot use Connection to strip what the proxy adds. The Host
 // header is the target's unless [WithPreserveHost] is given. An "Upgrade:
 // h2c" request is forwarded without the upgrade; one that asks to switch to
-// a protocol whose name is not printable ASCII is answered 400 Bad Request.
+// a protocol whose name is not printable ASCII, or to a list of protocols
+// (the reverse proxy accepts only a switch to exactly what was asked), is
+// answered 400 Bad Request.
 //
 // An in-process handler server gets a clone of the request cleaned and
 // rewritten by the same rules, so it sees the headers a URL server would,
@@ -243,9 +245,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.loopDetected(w, r)
 		return
 	}
-	if up := upgradeType(r.Header); up != "" && !printable(up) {
+	if up := upgradeType(r.Header); up != "" && (!printable(up) || strings.Contains(up, ",")) {
 		// The reverse proxy refuses it too: the client's fault, not a
-		// server's.
+		// server's. It also refuses a server's switch to one protocol of a
+		// list, which RFC 9110 §7.8 allows: a list is the client's fault
+		// too, not a failure of the server that switched.
 		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
 		return
 	}
