@@ -65,7 +65,9 @@ import (
 // more than half of the balancer's pool out of service (ejected, down or
 // draining) at once, so the last server in service never is (see
 // [WithMaxEjectionPercent]). A client that goes away, or whose request body
-// cannot be read, is never counted against a server. See [WithPassiveHealth].
+// cannot be read, is never counted against a server, nor is an upgrade
+// that the server accepted (101) and the proxy could not carry out (the
+// client's connection cannot be taken over). See [WithPassiveHealth].
 //
 // # Headers
 //
@@ -506,6 +508,9 @@ func (p *Proxy) handleError(w http.ResponseWriter, out *http.Request, err error)
 			// The client's body broke while it was sent on: the
 			// client's fault, whatever the transport made of it.
 			err, code = bodyErr, clientBodyStatus(bodyErr)
+		} else if st.info.StatusCode == http.StatusSwitchingProtocols {
+			// The server answered 101; what failed is the switch.
+			err = fmt.Errorf("%w: %w", errSwitch, err)
 		}
 		st.fail(err)
 		st.end()
@@ -525,6 +530,13 @@ func (p *Proxy) handleError(w http.ResponseWriter, out *http.Request, err error)
 	}
 	http.Error(w, http.StatusText(code), code)
 }
+
+// errSwitch wraps the error of a request whose server switched protocols
+// (101) but whose switch the reverse proxy then could not carry out: the
+// client's connection could not be taken over, or the server switched to
+// a protocol other than the one asked for. The server answered, so passive
+// health counts it neither as a failure nor as a success.
+var errSwitch = errors.New("lb: protocol switch failed after the server's 101")
 
 // noServer answers a request for which no server could be picked.
 func (p *Proxy) noServer(w http.ResponseWriter, r *http.Request, err error) {

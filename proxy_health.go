@@ -13,7 +13,7 @@ func (p *Proxy) observe(s *Server, info DoneInfo) {
 	if p.o.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
 		return
 	}
-	if clientFault(info.Err) {
+	if clientFault(info.Err) || errors.Is(info.Err, errSwitch) {
 		return // neither a failure nor a success of the server
 	}
 	if info.Err == nil && !p.o.failStatus[info.StatusCode] {
