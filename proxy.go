@@ -110,7 +110,9 @@ type Proxy struct {
 	transport http.RoundTripper // the one that reaches the servers
 	o         proxyOptions
 	errLog    sampler
-	via11     string // the Via entry of an HTTP/1.1 request: "1.1 " + pseudonym
+	via10     string // the Via entries of HTTP/1.0, HTTP/1.1 and HTTP/2
+	via11     string // requests: "1.0 ", "1.1 " or "2 ", and the pseudonym
+	via2      string
 	budget    *retryBudget
 }
 
@@ -156,7 +158,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	if o.via == "" {
 		o.via = fmt.Sprintf("lb-%016x", rand.Uint64())
 	}
-	p := &Proxy{bal: b, transport: o.transport, o: o, via11: "1.1 " + o.via, budget: newRetryBudget(&o)}
+	p := &Proxy{bal: b, transport: o.transport, o: o, via10: "1.0 " + o.via, via11: "1.1 " + o.via, via2: "2 " + o.via, budget: newRetryBudget(&o)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     retryTransport{p},
@@ -419,6 +421,10 @@ func (p *Proxy) viaEntry(r *http.Request) string {
 	switch {
 	case r.ProtoMajor == 1 && r.ProtoMinor == 1:
 		return p.via11
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		return p.via10
+	case r.ProtoMajor == 2 && r.ProtoMinor == 0:
+		return p.via2
 	case r.ProtoMajor == 1:
 		return fmt.Sprintf("1.%d %s", r.ProtoMinor, p.o.via)
 	}
