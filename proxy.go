@@ -144,7 +144,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	}
 	if o.sticky != nil {
 		pb, ok := b.(PoolBalancer)
-		if !ok {
+		if !ok || pb.Pool() == nil {
 			return nil, fmt.Errorf("lb: NewProxy: %w", errStickyNeedsPool)
 		}
 		o.sticky.pool = pb.Pool()
