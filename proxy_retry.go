@@ -170,7 +170,7 @@ func (st *proxyState) untried() (PickResult, bool) {
 		res.Done(DoneInfo{Err: ErrNotUsed})
 	}
 	pb, ok := st.p.bal.(PoolBalancer)
-	if !ok {
+	if !ok || pb.Pool() == nil {
 		return PickResult{}, false
 	}
 	var best *Server

@@ -33,3 +33,19 @@ func TestProxyRetryPickWithoutServer(t *testing.T) {
 	assert.Equal(t, http.StatusBadGateway, code)
 	assertNoneInFlight(t, dead, draining)
 }
+
+// A retry over a PoolBalancer whose Pool is nil, whose picks keep naming
+// the server that failed, ends the retries: it does not look for an
+// untried server in a pool that is not there.
+func TestProxyRetryPoolBalancerWithoutPool(t *testing.T) {
+	t.Parallel()
+	dead := deadServer(t, "dead")
+	b := nilPoolBalancer{BalancerFunc(func(*http.Request) (PickResult, error) { return dead.Acquire(), nil })}
+	p, err := NewProxy(b, quiet)
+	require.NoError(t, err)
+	t.Cleanup(p.CloseIdleConnections)
+	var code int
+	require.NotPanics(t, func() { code = serve(p, http.MethodGet, "/", "").Code })
+	assert.Equal(t, http.StatusBadGateway, code)
+	assertNoneInFlight(t, dead)
+}
