@@ -99,7 +99,8 @@ import (
 // directions and count as in flight until they close. The writer a handler
 // server gets is an [http.Hijacker] and an [io.ReaderFrom] when the
 // client's writer is; a connection it hijacks counts as in flight, with
-// status 101, until it is closed and the handler has returned.
+// status 101, until it is closed and the handler has returned. If the
+// handler panics, the proxy closes the connection it hijacked.
 //
 // A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
 // causes of 502, 504 and 508 answers, at most one line a second, and health
@@ -292,7 +293,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st.fail(panicError(v, r))
 		}
 		// A connection a handler server took over keeps the attempt in
-		// flight until it closes.
+		// flight until it closes; a handler that panics has given it up.
+		if v != nil && st.conn != nil {
+			_ = st.conn.Close()
+		}
 		if st.conn == nil || st.conn.release() {
 			st.end()
 		}

@@ -2,10 +2,12 @@ package lb
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -64,4 +66,39 @@ func TestProxyHandlerHijackThroughUnwrap(t *testing.T) {
 	infos := rb.done()
 	require.Len(t, infos, 1)
 	assert.Equal(t, http.StatusSwitchingProtocols, infos[0].StatusCode)
+}
+
+// A handler server that panics after hijacking the connection has given it
+// up: the proxy closes it, so that the attempt leaves the in-flight count
+// instead of holding it for good.
+func TestProxyHandlerPanicAfterHijack(t *testing.T) {
+	t.Parallel()
+	s, err := NewHandlerServer("ws", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _, err := http.NewResponseController(w).Hijack()
+		if !assert.NoError(t, err) {
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}))
+	require.NoError(t, err)
+	pool, err := NewPool(s)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	rb := &recordingBalancer{b: rr, ended: make(chan struct{}, 16)}
+	p, err := NewProxy(rb, quiet)
+	require.NoError(t, err)
+	ts := httptest.NewServer(p)
+	t.Cleanup(ts.Close)
+
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second))) // a guard, not a measure
+	_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n"))
+	require.NoError(t, err)
+	_, err = bufio.NewReader(c).ReadByte()
+	require.ErrorIs(t, err, io.EOF, "the proxy did not close the connection")
+	wait(t, rb.ended)
+	assert.Equal(t, int64(0), s.InFlight())
 }
