@@ -487,9 +487,11 @@ func (p *Proxy) target(pr *httputil.ProxyRequest, s *Server) {
 		pr.Out.Host = pr.In.Host
 	}
 	// The credentials of the server's URL, unless the client sent its own
-	// (see NewServer); a retry must not carry the last server's.
+	// (see NewServer); a retry must not carry the last server's. Never on
+	// a TRACE, whose answer shows the client the request as received (RFC
+	// 9110 §9.3.8 forbids credentials in one).
 	if _, own := pr.In.Header["Authorization"]; !own {
-		if user := s.url.User; user != nil {
+		if user := s.url.User; user != nil && pr.In.Method != http.MethodTrace {
 			password, _ := user.Password()
 			pr.Out.SetBasicAuth(user.Username(), password)
 		} else {
