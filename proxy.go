@@ -61,10 +61,13 @@ import (
 //
 // A server whose requests fail several times in a row (transport errors, and
 // the statuses 502, 503 and 504 by default) is ejected: balancers skip it
-// for a cool-down, after which it takes traffic again. At most half of the
-// balancer's pool is ejected at once, so a lone server never is (see
+// for a cool-down, after which it takes traffic again. Ejection never puts
+// more than half of the balancer's pool out of service (ejected, down or
+// draining) at once, so the last server in service never is (see
 // [WithMaxEjectionPercent]). A client that goes away, or whose request body
-// cannot be read, is never counted against a server. See [WithPassiveHealth].
+// cannot be read, is never counted against a server, nor is an upgrade
+// that the server accepted (101) and the proxy could not carry out (the
+// client's connection cannot be taken over). See [WithPassiveHealth].
 //
 // # Headers
 //
@@ -79,7 +82,9 @@ import (
 // so a client cannot use Connection to strip what the proxy adds. The Host
 // header is the target's unless [WithPreserveHost] is given. An "Upgrade:
 // h2c" request is forwarded without the upgrade; one that asks to switch to
-// a protocol whose name is not printable ASCII is answered 400 Bad Request.
+// a protocol whose name is not printable ASCII, or to a list of protocols
+// (the reverse proxy accepts only a switch to exactly what was asked), is
+// answered 400 Bad Request.
 //
 // An in-process handler server gets a clone of the request cleaned and
 // rewritten by the same rules, so it sees the headers a URL server would,
@@ -94,7 +99,8 @@ import (
 // directions and count as in flight until they close. The writer a handler
 // server gets is an [http.Hijacker] and an [io.ReaderFrom] when the
 // client's writer is; a connection it hijacks counts as in flight, with
-// status 101, until it is closed and the handler has returned.
+// status 101, until it is closed and the handler has returned. If the
+// handler panics, the proxy closes the connection it hijacked.
 //
 // A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
 // causes of 502, 504 and 508 answers, at most one line a second, and health
@@ -105,7 +111,9 @@ type Proxy struct {
 	transport http.RoundTripper // the one that reaches the servers
 	o         proxyOptions
 	errLog    sampler
-	via11     string // the Via entry of an HTTP/1.1 request: "1.1 " + pseudonym
+	via10     string // the Via entries of HTTP/1.0, HTTP/1.1 and HTTP/2
+	via11     string // requests: "1.0 ", "1.1 " or "2 ", and the pseudonym
+	via2      string
 	budget    *retryBudget
 }
 
@@ -137,7 +145,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	}
 	if o.sticky != nil {
 		pb, ok := b.(PoolBalancer)
-		if !ok {
+		if !ok || pb.Pool() == nil {
 			return nil, fmt.Errorf("lb: NewProxy: %w", errStickyNeedsPool)
 		}
 		o.sticky.pool = pb.Pool()
@@ -151,7 +159,7 @@ func NewProxy(b Balancer, opts ...ProxyOption) (*Proxy, error) {
 	if o.via == "" {
 		o.via = fmt.Sprintf("lb-%016x", rand.Uint64())
 	}
-	p := &Proxy{bal: b, transport: o.transport, o: o, via11: "1.1 " + o.via, budget: newRetryBudget(&o)}
+	p := &Proxy{bal: b, transport: o.transport, o: o, via10: "1.0 " + o.via, via11: "1.1 " + o.via, via2: "2 " + o.via, budget: newRetryBudget(&o)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     retryTransport{p},
@@ -242,9 +250,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.loopDetected(w, r)
 		return
 	}
-	if up := upgradeType(r.Header); up != "" && !printable(up) {
+	if up := upgradeType(r.Header); up != "" && (!printable(up) || strings.Contains(up, ",")) {
 		// The reverse proxy refuses it too: the client's fault, not a
-		// server's.
+		// server's. It also refuses a server's switch to one protocol of a
+		// list, which RFC 9110 §7.8 allows: a list is the client's fault
+		// too, not a failure of the server that switched.
 		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
 		return
 	}
@@ -283,7 +293,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st.fail(panicError(v, r))
 		}
 		// A connection a handler server took over keeps the attempt in
-		// flight until it closes.
+		// flight until it closes; a handler that panics has given it up.
+		if v != nil && st.conn != nil {
+			_ = st.conn.Close()
+		}
 		if st.conn == nil || st.conn.release() {
 			st.end()
 		}
@@ -412,6 +425,10 @@ func (p *Proxy) viaEntry(r *http.Request) string {
 	switch {
 	case r.ProtoMajor == 1 && r.ProtoMinor == 1:
 		return p.via11
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		return p.via10
+	case r.ProtoMajor == 2 && r.ProtoMinor == 0:
+		return p.via2
 	case r.ProtoMajor == 1:
 		return fmt.Sprintf("1.%d %s", r.ProtoMinor, p.o.via)
 	}
@@ -470,9 +487,11 @@ func (p *Proxy) target(pr *httputil.ProxyRequest, s *Server) {
 		pr.Out.Host = pr.In.Host
 	}
 	// The credentials of the server's URL, unless the client sent its own
-	// (see NewServer); a retry must not carry the last server's.
+	// (see NewServer); a retry must not carry the last server's. Never on
+	// a TRACE, whose answer shows the client the request as received (RFC
+	// 9110 §9.3.8 forbids credentials in one).
 	if _, own := pr.In.Header["Authorization"]; !own {
-		if user := s.url.User; user != nil {
+		if user := s.url.User; user != nil && pr.In.Method != http.MethodTrace {
 			password, _ := user.Password()
 			pr.Out.SetBasicAuth(user.Username(), password)
 		} else {
@@ -501,6 +520,9 @@ func (p *Proxy) handleError(w http.ResponseWriter, out *http.Request, err error)
 			// The client's body broke while it was sent on: the
 			// client's fault, whatever the transport made of it.
 			err, code = bodyErr, clientBodyStatus(bodyErr)
+		} else if st.info.StatusCode == http.StatusSwitchingProtocols {
+			// The server answered 101; what failed is the switch.
+			err = fmt.Errorf("%w: %w", errSwitch, err)
 		}
 		st.fail(err)
 		st.end()
@@ -520,6 +542,13 @@ func (p *Proxy) handleError(w http.ResponseWriter, out *http.Request, err error)
 	}
 	http.Error(w, http.StatusText(code), code)
 }
+
+// errSwitch wraps the error of a request whose server switched protocols
+// (101) but whose switch the reverse proxy then could not carry out: the
+// client's connection could not be taken over, or the server switched to
+// a protocol other than the one asked for. The server answered, so passive
+// health counts it neither as a failure nor as a success.
+var errSwitch = errors.New("lb: protocol switch failed after the server's 101")
 
 // noServer answers a request for which no server could be picked.
 func (p *Proxy) noServer(w http.ResponseWriter, r *http.Request, err error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -67,8 +68,7 @@ func (p *Proxy) prepareBody(w http.ResponseWriter, r *http.Request, st *proxySta
 	buf, err := io.ReadAll(io.LimitReader(r.Body, p.o.bodyLimit+1))
 	if err != nil {
 		if r.Context().Err() == nil {
-			code := clientBodyStatus(err)
-			http.Error(w, http.StatusText(code), code)
+			p.badBody(w, r, clientBodyError(err))
 		}
 		return r, false
 	}
@@ -81,6 +81,20 @@ func (p *Proxy) prepareBody(w http.ResponseWriter, r *http.Request, st *proxySta
 	st.body.r = io.MultiReader(bytes.NewReader(buf), r.Body)
 	st.tracked = &st.body
 	return withBody(r, st.tracked), true
+}
+
+// badBody answers a request whose body, err, could not be read before a
+// server was picked: 400, or 413 over a size limit, through the error
+// handler if there is one.
+func (p *Proxy) badBody(w http.ResponseWriter, r *http.Request, err error) {
+	code := clientBodyStatus(err)
+	p.o.logger.LogAttrs(r.Context(), slog.LevelDebug, "lb: bad request body",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+	if p.o.errorHandler != nil {
+		p.o.errorHandler(w, r, code, err)
+		return
+	}
+	http.Error(w, http.StatusText(code), code)
 }
 
 // expectsContinue reports whether the client of r waits for 100 Continue

@@ -33,7 +33,7 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 	if p.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
 		return
 	}
-	if clientFault(info.Err) {
+	if clientFault(info.Err) || errors.Is(info.Err, errSwitch) {
 		return // neither a failure nor a success of the server
 	}
 	if info.Err == nil && !p.failStatus[info.StatusCode] {
@@ -63,8 +63,9 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 // both pass the cap. Only an ejection takes it, never a pick.
 var ejectMu sync.Mutex
 
-// eject takes s out for the cool-down, unless it is out already or that
-// would put more than the allowed share of the balancer's pool out at once
+// eject takes s out for the cool-down, unless it is ejected already or
+// that would put more than the allowed share of the balancer's pool out of
+// service at once, counting servers ejected, marked down or draining
 // ([WithMaxEjectionPercent]). It reports whether it ejected s.
 func (p passiveHealth) eject(s *Server) bool {
 	if p.maxEjection >= 100 {
@@ -82,10 +83,12 @@ func (p passiveHealth) eject(s *Server) bool {
 	if s.Ejected() {
 		return false
 	}
+	// Out of service: ejected, marked down by active health, or draining.
+	// A server that is down already is not left in service by the cap.
 	servers := pool.load().active
 	out := 0
 	for _, x := range servers {
-		if x.Ejected() {
+		if x != s && x.flags.Load()&(flagDown|flagEjected|flagDraining) != 0 {
 			out++
 		}
 	}

@@ -290,11 +290,13 @@ func httpToken(s string) bool {
 
 // WithMaxEjectionPercent caps passive health ([WithPassiveHealth]): a
 // server is ejected only if that leaves at most percent % of the servers of
-// the balancer's [Pool] (those of weight above 0) ejected at once, counting
-// those ejected by any proxy, rounded down. The default is
-// [DefaultMaxEjectionPercent], 50: of two servers one may be out, of three
-// one, and a one-server pool never ejects its server, which stays in
-// service until an active [HealthChecker] marks it down. A server kept in
+// the balancer's [Pool] (those of weight above 0) out of service at once,
+// rounded down: ejected by any proxy, marked down by active health, or
+// draining. The default is [DefaultMaxEjectionPercent], 50: of two servers
+// one may be out, of three one, so the last server in service (a
+// one-server pool's, or the one left when the others are down) is never
+// ejected: it stays in service until an active [HealthChecker] marks it
+// down. A server kept in
 // service this way goes out at its next failure once the share allows.
 // percent 0 turns ejection off; 100 allows every server to be ejected.
 //

@@ -157,13 +157,20 @@ func (st *proxyState) untried() (PickResult, bool) {
 		if err != nil {
 			return PickResult{}, false
 		}
-		if res.Server != nil && res.Server.url != nil && !st.hasTried(res.Server) {
+		if res.Server == nil || res.Done == nil {
+			// No server, though no error either: as for the first pick.
+			if res.Done != nil {
+				res.Done(DoneInfo{Err: ErrNotUsed})
+			}
+			return PickResult{}, false
+		}
+		if res.Server.url != nil && !st.hasTried(res.Server) {
 			return res, true
 		}
 		res.Done(DoneInfo{Err: ErrNotUsed})
 	}
 	pb, ok := st.p.bal.(PoolBalancer)
-	if !ok {
+	if !ok || pb.Pool() == nil {
 		return PickResult{}, false
 	}
 	var best *Server

@@ -18,8 +18,9 @@ type statusWriter struct {
 
 // The writers a handler server gets: a statusWriter that is also an
 // [http.Hijacker], an [io.ReaderFrom], or both, when the client's writer
-// is, so that a handler's type assertions find what they would find
-// mounted directly.
+// is (a Hijacker also when it unwraps to one), so that a handler's type
+// assertions, and [http.ResponseController], find what they would find
+// mounted directly, and a hijack always goes through the statusWriter.
 type (
 	hijackWriter         struct{ statusWriter }
 	readFromWriter       struct{ statusWriter }
@@ -29,7 +30,7 @@ type (
 // newStatusWriter returns the writer a handler server gets for w, and the
 // statusWriter inside it.
 func newStatusWriter(w http.ResponseWriter, st *proxyState) (http.ResponseWriter, *statusWriter) {
-	_, hj := w.(http.Hijacker)
+	hj := canHijack(w)
 	_, rf := w.(io.ReaderFrom)
 	switch {
 	case hj && rf:
@@ -44,6 +45,22 @@ func newStatusWriter(w http.ResponseWriter, st *proxyState) (http.ResponseWriter
 	}
 	x := &statusWriter{ResponseWriter: w, st: st}
 	return x, x
+}
+
+// canHijack reports whether w, or a writer it unwraps to, is an
+// [http.Hijacker], as [http.ResponseController] finds one: a middleware's
+// writer may expose the client's connection only through Unwrap.
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		switch x := w.(type) {
+		case http.Hijacker:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -74,7 +91,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // Switching Protocols, when the handler has returned and the connection is
 // closed, whichever comes last.
 func (w *statusWriter) hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := w.ResponseWriter.(http.Hijacker).Hijack()
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -142,9 +142,10 @@ func WithDown() ServerOption {
 // and a [HealthChecker] probes it by connecting (see [CheckTCP]).
 //
 // User info in raw ("https://user:password@host") is a credential: a
-// [Proxy] sends it on every request it forwards to the server, as HTTP
-// Basic authentication, unless the client's request has an Authorization
-// header of its own (which is then forwarded as it is), and the HTTP probes
+// [Proxy] sends it on every request it forwards to the server but a TRACE
+// (whose answer would show it to the client), as HTTP Basic
+// authentication, unless the client's request has an Authorization header
+// of its own (which is then forwarded as it is), and the HTTP probes
 // of a [HealthChecker] send it too, so that a probe sees what clients see.
 // It is never shown or logged: the default name, [Stats].URL, log lines and
 // errors leave it out (errors about a URL that does not parse replace it

@@ -22,7 +22,7 @@ import (
 // Proxies that share the secret and have servers of the same names agree on
 // every cookie, so a client keeps its server across many proxy instances.
 // The secret must be at least 16 bytes. The balancer must be a
-// [PoolBalancer] (all of this package's are).
+// [PoolBalancer] (all of this package's are) whose Pool is not nil.
 //
 // attrs, if not nil, gives the cookie's attributes (Path, Domain, MaxAge,
 // Secure, HttpOnly, SameSite); its Name and Value are ignored. The default
