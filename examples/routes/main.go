@@ -73,11 +73,7 @@ func (b backendFlag) servers() ([]*lb.Server, error) {
 		// may stand unescaped in a password.
 		if i := strings.LastIndex(v, "="); i > strings.LastIndex(v, "@") {
 			w, err := strconv.Atoi(v[i+1:])
-			if err != nil && strings.Contains(v, "@") {
-				// What follows the "=" may be part of a password.
-				return nil, errors.New("invalid value for flag -backend: what follows the last = is not a weight (a URL with = in it needs the =weight)")
-			}
-			if err != nil {
+			if err != nil { // after the user info: no part of a password
 				return nil, fmt.Errorf("invalid value for flag -backend: weight %q is not a number", v[i+1:])
 			}
 			raw, weight = v[:i], w
