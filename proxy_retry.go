@@ -170,11 +170,15 @@ func (st *proxyState) untried() (PickResult, bool) {
 		res.Done(DoneInfo{Err: ErrNotUsed})
 	}
 	pb, ok := st.p.bal.(PoolBalancer)
-	if !ok || pb.Pool() == nil {
+	if !ok {
+		return PickResult{}, false
+	}
+	pool := pb.Pool()
+	if pool == nil {
 		return PickResult{}, false
 	}
 	var best *Server
-	for _, s := range pb.Pool().Servers() {
+	for _, s := range pool.Servers() {
 		if s.url == nil || !s.Available() || st.hasTried(s) {
 			continue
 		}
@@ -185,8 +189,14 @@ func (st *proxyState) untried() (PickResult, bool) {
 	if best == nil {
 		return PickResult{}, false
 	}
-	res := best.Acquire() // no Server if a drain of best has begun
-	return res, res.Server != nil
+	// Count it first, then check that no drain of it has begun and that it
+	// is still in the pool, as the balancers do: a Drain that returned
+	// meanwhile must not find it in use.
+	best.load.Add(loadPick)
+	if !pool.recheck(best) {
+		return PickResult{}, false
+	}
+	return best.picked(), true
 }
 
 // neverReached reports whether err shows that the request never reached
