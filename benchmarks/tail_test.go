@@ -149,15 +149,15 @@ func share(counts []int, i int) float64 {
 // order (a channel's waiting senders are served first in, first out), each
 // sleeping an exponential time.
 type tailBackend struct {
-	index  int
-	sem    chan struct{}
-	mean   time.Duration
-	behave func(i int, frac float64) (float64, bool)
-	start  time.Time
-	length time.Duration
-	warm   time.Duration
-	mu     sync.Mutex
-	rnd    *rand.Rand
+	index                 int
+	sem                   chan struct{}
+	mean                  time.Duration
+	behave                func(i int, frac float64) (float64, bool)
+	start                 time.Time
+	length                time.Duration
+	warm                  time.Duration
+	mu                    sync.Mutex
+	rnd                   *rand.Rand
 	served, after, jumped atomic.Int64
 }
 
