@@ -14,8 +14,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -43,7 +45,7 @@ func parse(args []string, stdout io.Writer) (options, error) {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	names := fs.String("scenario", "all", "scenario to run: all, or one of "+scenarioNames())
-	loads := fs.String("load", "0.5,0.8,0.95", "offered load, as fractions of capacity, comma-separated")
+	loads := fs.String("load", "", "offered load, as fractions of capacity, comma-separated (default: each scenario's own, 0.5,0.8,0.95 unless it says)")
 	duration := fs.Float64("duration", 120, "virtual seconds of traffic per run")
 	seed := fs.Uint64("seed", 1, "seed of every random choice")
 	out := fs.String("out", "", "folder to write results.md and SVG charts to")
@@ -63,6 +65,9 @@ func parse(args []string, stdout io.Writer) (options, error) {
 		return o, fmt.Errorf("-duration %v is not positive", *duration)
 	}
 	for _, f := range strings.Split(*loads, ",") {
+		if *loads == "" {
+			break
+		}
 		l, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 		if err != nil || !(l > 0 && l < 1) {
 			return o, fmt.Errorf("-load %q: want fractions between 0 and 1", *loads)
@@ -99,7 +104,14 @@ func run(args []string, stdout io.Writer) error {
 		"every algorithm of lb, driven through Pick and Done on virtual time. Latencies in ms; "+
 		"share and peak (requests queued or in service) per server.\n", filepath.ToSlash(o.out), o.duration, o.seed)
 	for _, sc := range o.scenarios {
-		for _, load := range o.loads {
+		loads := o.loads
+		if loads == nil {
+			loads = sc.loads
+		}
+		if loads == nil {
+			loads = defaultLoads
+		}
+		for _, load := range loads {
 			var rows []*result
 			for _, alg := range algorithms {
 				r, err := simulate(sc, alg, load, o.duration, o.seed)
@@ -110,12 +122,8 @@ func run(args []string, stdout io.Writer) error {
 			}
 			all = append(all, rows...)
 			heading := fmt.Sprintf("%s (%s), load %.0f%%", sc.name, sc.title, load*100)
-			writeTable(&md, heading, rows, true)
-			if o.markdown {
-				writeTable(stdout, heading, rows, true)
-			} else {
-				writeTable(stdout, heading, rows, false)
-			}
+			writeTable(&md, sc, heading, rows, true)
+			writeTable(stdout, sc, heading, rows, o.markdown)
 		}
 	}
 	if o.out == "" {
@@ -131,8 +139,21 @@ func run(args []string, stdout io.Writer) error {
 }
 
 // writeTable prints one scenario at one load: a row per algorithm.
-func writeTable(w io.Writer, heading string, rows []*result, markdown bool) {
-	header := []string{"algorithm", "mean", "p50", "p99", "p99.9", "share", "peak", "unhealthy", "rejected"}
+func writeTable(w io.Writer, sc scenario, heading string, rows []*result, markdown bool) {
+	header := []string{"algorithm", "mean", "p50", "p99", "p99.9", "p99/oracle", "cand/pick", "share", "peak", "unhealthy", "rejected"}
+	failFast := slices.ContainsFunc(sc.servers, func(s serverSpec) bool { return s.failFast })
+	if failFast {
+		header = append(header, "failed", "to failing after 1 s")
+	}
+	if sc.shift != nil {
+		header = append(header, "below ¼ fair after", "back to 80% after", "share in shift", "share after")
+	}
+	oracleP99 := math.NaN()
+	for _, r := range rows {
+		if r.algorithm == "oracle" {
+			oracleP99 = r.percentile(0.99)
+		}
+	}
 	var lines [][]string
 	for _, r := range rows {
 		shares := make([]string, len(r.share))
@@ -143,17 +164,27 @@ func writeTable(w io.Writer, heading string, rows []*result, markdown bool) {
 		for i, p := range r.peak {
 			peaks[i] = strconv.Itoa(p)
 		}
-		lines = append(lines, []string{
+		line := []string{
 			r.algorithm,
 			fmt.Sprintf("%.1f", r.mean()*1000),
 			fmt.Sprintf("%.1f", r.percentile(0.50)*1000),
 			fmt.Sprintf("%.1f", r.percentile(0.99)*1000),
 			fmt.Sprintf("%.1f", r.percentile(0.999)*1000),
+			ratio(r.percentile(0.99) / oracleP99),
+			orDash("%.2f", r.candidates),
 			strings.Join(shares, " "),
 			strings.Join(peaks, " "),
 			strconv.Itoa(r.unhealthy),
 			strconv.Itoa(r.rejected),
-		})
+		}
+		if failFast {
+			line = append(line, strconv.Itoa(r.failed), fmt.Sprintf("%.2f%%", r.failShare*100))
+		}
+		if sc.shift != nil {
+			line = append(line, orDash("%.1f s", r.shiftBelow), orDash("%.1f s", r.shiftBack),
+				orDash("%.2f", r.shiftShare), orDash("%.2f", r.recoveredShare))
+		}
+		lines = append(lines, line)
 	}
 	if markdown {
 		fmt.Fprintf(w, "\n### %s\n\n| %s |\n|%s\n", heading, strings.Join(header, " | "), strings.Repeat(" --- |", len(header)))
@@ -178,6 +209,17 @@ func writeTable(w io.Writer, heading string, rows []*result, markdown bool) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// ratio formats a ratio to the oracle, or a dash when there is none.
+func ratio(x float64) string { return orDash("%.2f×", x) }
+
+// orDash formats x, or a dash when it is NaN or infinite ("never").
+func orDash(format string, x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "—"
+	}
+	return fmt.Sprintf(format, x)
 }
 
 // writeCharts draws, for each scenario at its chart load (80% unless it
