@@ -164,6 +164,22 @@ func writeTable(w io.Writer, sc scenario, heading string, rows []*result, markdo
 		for i, p := range r.peak {
 			peaks[i] = strconv.Itoa(p)
 		}
+		if len(r.share) > 8 {
+			// Too many servers to list: the fast ones and the slow
+			// ones together.
+			var share [2]float64
+			var peak [2]int
+			for i, spec := range sc.servers {
+				k := 0
+				if spec.slowdown > 1 {
+					k = 1
+				}
+				share[k] += r.share[i]
+				peak[k] = max(peak[k], r.peak[i])
+			}
+			shares = []string{fmt.Sprintf("fast %.1f%%, slow %.1f%%", share[0]*100, share[1]*100)}
+			peaks = []string{fmt.Sprintf("fast %d, slow %d", peak[0], peak[1])}
+		}
 		line := []string{
 			r.algorithm,
 			fmt.Sprintf("%.1f", r.mean()*1000),

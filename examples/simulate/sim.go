@@ -102,10 +102,10 @@ type algorithm struct {
 	candidates func(servers int) float64
 }
 
-// candidateReporter is implemented by balancers that count the servers
-// they examine: picks made and candidates examined since construction.
-type candidateReporter interface {
-	CandidateStats() (picks, candidates uint64)
+// extraReporter is implemented by balancers that examine two candidates a
+// pick and sometimes more: it returns how many more since construction.
+type extraReporter interface {
+	ExtraCandidates() uint64
 }
 
 func one(int) float64     { return 1 }
@@ -128,6 +128,12 @@ var algorithms = []algorithm{
 	}},
 	{name: "p2c", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewP2C(p, lb.WithRand(r.IntN))
+	}},
+	{name: "peak-ewma", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+		return lb.NewPeakEWMA(p, lb.WithRand(r.IntN))
+	}},
+	{name: "adaptive", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+		return lb.NewAdaptive(p, lb.WithRand(r.IntN))
 	}},
 	{name: "hash-bounded", keyed: true, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewConsistentHash(p, lb.KeyHeader("X-Key"), lb.WithRand(r.IntN), lb.WithBoundedLoad(1.25))
@@ -444,17 +450,20 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 	res.picks = picks
 	res.failShare = float64(failPicks) / float64(max(1, latePicks))
 	res.candidates = math.NaN()
-	var cpicks, ccands uint64
+	var extra uint64
+	reports := false
 	for _, in := range insts {
-		if cr, ok := in.bal.(candidateReporter); ok {
-			p, c := cr.CandidateStats()
-			cpicks += p
-			ccands += c
+		switch b := in.bal.(type) {
+		case extraReporter:
+			extra += b.ExtraCandidates()
+			reports = true
+		case *lb.PeakEWMA:
+			reports = true // always two
 		}
 	}
 	switch {
-	case cpicks > 0:
-		res.candidates = float64(ccands) / float64(cpicks)
+	case reports && n >= 2:
+		res.candidates = 2 + float64(extra)/float64(max(1, res.requests-res.rejected))
 	case alg.candidates != nil:
 		res.candidates = alg.candidates(n)
 	}
