@@ -15,8 +15,9 @@ package benchmarks
 //
 // LB_TAIL is the seconds each scenario may take (at most 60), shared
 // evenly by the balancers, each run's share including up to 2 s of waiting
-// for the last answers (the requests' timeout); LB_TAIL_SCENARIO and LB_TAIL_BALANCER, if set,
-// run only the scenario or balancer of that name.
+// for the last answers (the requests' timeout); LB_TAIL_SCENARIO and
+// LB_TAIL_BALANCER, if set, run only the scenarios or balancers they name
+// (comma-separated).
 
 import (
 	"context"
@@ -52,6 +53,8 @@ var tailBalancers = []tailBalancer{
 	{"round-robin", func(p *lb.Pool) (lb.Balancer, error) { return lb.NewRoundRobin(p) }},
 	{"least-conn", func(p *lb.Pool) (lb.Balancer, error) { return lb.NewLeastConn(p) }},
 	{"p2c", func(p *lb.Pool) (lb.Balancer, error) { return lb.NewP2C(p) }},
+	{"peak-ewma", func(p *lb.Pool) (lb.Balancer, error) { return lb.NewPeakEWMA(p) }},
+	{"adaptive", func(p *lb.Pool) (lb.Balancer, error) { return lb.NewAdaptive(p) }},
 }
 
 // tailScenario says how server i behaves at a fraction frac of the run:
@@ -146,11 +149,15 @@ func share(counts []int, i int) float64 {
 }
 
 // tailBackend is one server: workers requests served at once, in arrival
-// order (a channel's waiting senders are served first in, first out), each
-// sleeping an exponential time.
+// order (a channel's waiting receivers are served first in, first out), each
+// taking an exponential time. A worker keeps its own schedule: a request it
+// takes starts when the worker's previous one was due to end, or now if
+// that is past, and it sleeps until its own end. So a sleep that overshoots
+// (a busy machine wakes timers late) delays that answer, not the worker's
+// later ones, and the server's capacity stays what it claims.
 type tailBackend struct {
 	index                 int
-	sem                   chan struct{}
+	free                  chan *tailWorker
 	mean                  time.Duration
 	behave                func(i int, frac float64) (float64, bool)
 	start                 time.Time
@@ -176,16 +183,22 @@ func (b *tailBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
+	var wk *tailWorker
 	select {
-	case b.sem <- struct{}{}:
+	case wk = <-b.free:
 	case <-r.Context().Done():
 		return
 	}
-	defer func() { <-b.sem }()
+	defer func() { b.free <- wk }()
 	b.mu.Lock()
 	d := time.Duration(b.rnd.ExpFloat64() * factor * float64(b.mean))
 	b.mu.Unlock()
-	t := time.NewTimer(d)
+	start := time.Now()
+	if wk.due.After(start) {
+		start = wk.due
+	}
+	wk.due = start.Add(d)
+	t := time.NewTimer(time.Until(wk.due))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -194,6 +207,10 @@ func (b *tailBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	io.WriteString(w, "ok\n")
 }
+
+// tailWorker is one worker of a tailBackend: when its last request was
+// due to end.
+type tailWorker struct{ due time.Time }
 
 // loadavg returns the first three fields of /proc/loadavg, or "?" where
 // there is none.
@@ -216,8 +233,11 @@ func runTail(t testing.TB, cfg tailConfig, sc tailScenario, tb tailBalancer) *ta
 	pool := new(lb.Pool)
 	backends := make([]*tailBackend, cfg.servers)
 	for i := range backends {
-		b := &tailBackend{index: i, sem: make(chan struct{}, cfg.workers), mean: cfg.service, behave: sc.behave,
+		b := &tailBackend{index: i, free: make(chan *tailWorker, cfg.workers), mean: cfg.service, behave: sc.behave,
 			start: start, length: cfg.duration, warm: cfg.warmup, rnd: rand.New(rand.NewPCG(cfg.seed, uint64(i)))}
+		for range cfg.workers {
+			b.free <- &tailWorker{}
+		}
 		backends[i] = b
 		srv := httptest.NewServer(b)
 		defer srv.Close()
@@ -326,7 +346,7 @@ func TestTailLatency(t *testing.T) {
 	}
 	var balancers []tailBalancer
 	for _, b := range tailBalancers {
-		if name := os.Getenv("LB_TAIL_BALANCER"); name == "" || name == b.name {
+		if names := os.Getenv("LB_TAIL_BALANCER"); names == "" || slices.Contains(strings.Split(names, ","), b.name) {
 			balancers = append(balancers, b)
 		}
 	}
@@ -342,13 +362,18 @@ func TestTailLatency(t *testing.T) {
 	t.Logf("| scenario | balancer | p50 ms | p99 ms | p99.9 ms | ok | failed | timed out | skipped | share of server 3 | load before → after |")
 	t.Logf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	ran := false
+	results := map[string]map[string]*tailResult{}
 	for _, sc := range tailScenarios {
-		if name := os.Getenv("LB_TAIL_SCENARIO"); name != "" && name != sc.name {
+		if names := os.Getenv("LB_TAIL_SCENARIO"); names != "" && !slices.Contains(strings.Split(names, ","), sc.name) {
 			continue
 		}
 		ran = true
 		for _, b := range balancers {
 			r := runTail(t, cfg, sc, b)
+			if results[sc.name] == nil {
+				results[sc.name] = map[string]*tailResult{}
+			}
+			results[sc.name][b.name] = r
 			// The share that matters to the scenario: after the
 			// warm-up, or from 2 s after the jump.
 			counts, what := r.after, "after 1 s"
@@ -362,6 +387,33 @@ func TestTailLatency(t *testing.T) {
 		}
 	}
 	require.True(t, ran, "LB_TAIL_SCENARIO names none of the scenarios")
+	logTailGoals(t, results)
+}
+
+// logTailGoals logs, for the adaptive balancer, the goals whose runs were
+// made: with one server ten times slower, a p99 at most half least-conn's
+// and at most twice its own on equal servers; with a failing server, at
+// most 1% of requests sent to it after the warm-up.
+func logTailGoals(t *testing.T, results map[string]map[string]*tailResult) {
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "missed"
+	}
+	a := results["slow"]["adaptive"]
+	if lc := results["slow"]["least-conn"]; a != nil && lc != nil {
+		x := float64(a.percentile(0.99)) / float64(lc.percentile(0.99))
+		t.Logf("goal: slow, adaptive p99 ≤ 0.5× least-conn's: %.2f× (%s)", x, mark(x <= 0.5))
+	}
+	if eq := results["equal"]["adaptive"]; a != nil && eq != nil {
+		x := float64(a.percentile(0.99)) / float64(eq.percentile(0.99))
+		t.Logf("goal: slow, adaptive p99 ≤ 2× its own on equal servers: %.2f× (%s)", x, mark(x <= 2))
+	}
+	if ff := results["fast-fail"]["adaptive"]; ff != nil {
+		x := share(ff.after, 3)
+		t.Logf("goal: fast-fail, adaptive sends ≤ 1%% to the failing server after 1 s: %.2f%% (%s)", x*100, mark(x <= 0.01))
+	}
 }
 
 // ms formats percentile p in milliseconds, as "≥ timeout" when it is one.
