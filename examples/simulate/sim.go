@@ -129,6 +129,12 @@ var algorithms = []algorithm{
 	{name: "p2c", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewP2C(p, lb.WithRand(r.IntN))
 	}},
+	{name: "peak-ewma", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+		return lb.NewPeakEWMA(p, lb.WithRand(r.IntN))
+	}},
+	{name: "adaptive", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+		return lb.NewAdaptive(p, lb.WithRand(r.IntN))
+	}},
 	{name: "hash-bounded", keyed: true, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewConsistentHash(p, lb.KeyHeader("X-Key"), lb.WithRand(r.IntN), lb.WithBoundedLoad(1.25))
 	}},
