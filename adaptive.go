@@ -9,33 +9,35 @@ import (
 // sends each request where it expects the shortest delay, in O(1): the
 // balancer to start with when servers may not be equal.
 //
-// Per server it learns the expected delay of a request as a function of
-// the requests in flight it meets: each pick records the count it meets,
-// each Done adds the request's latency to a running average for that count
-// (counts above 8 share buckets, 9-12, 13-16, 17-24 and 25 up). A count
-// never met is estimated from the nearest lower one, in proportion to the
-// count; a server never observed starts from a neutral estimate (the
-// servers' typical latency, times the count). This table is a property of
-// the server, not of the traffic it gets, so equal servers learn equal
-// tables and the balancer then behaves as [P2C]; a slow server's delays
-// are high at every count. A server's failure rate (errors, statuses of
-// 500 or more) multiplies its expected delay by 1 + 20 × rate, so a server
-// that fails fast never looks fast.
+// It models the delay of a request that meets m requests in flight on a
+// server (itself included) as the server's speed, its delay met alone,
+// times (m+3)/4: a shape between a server of one worker, whose delay grows
+// by a full service time with every request ahead, and one of many, whose
+// delay does not grow. Each pick records the count it meets (through the
+// Done it returns, one bound per count), and each Done divides the
+// request's latency by the shape at that count to learn the speed; counts
+// above 8 are recorded as 9, 13, 17 or 25. The speed is a property of the
+// server, not of the traffic it gets, so equal servers learn equal speeds
+// and the balancer then picks as [P2C] does. A server's failure rate
+// (errors, statuses of 500 or more) multiplies its expected delay by
+// 1 + 20 × rate, so a server that fails fast never looks fast.
 //
 // A pick draws two distinct random servers and takes the one with the
-// shorter expected delay, divided by its weight. When even the better one
-// is slow (its delay with nothing in flight over twice the neutral
-// estimate), it examines up to 4 more random servers, so that a pool where
-// slow servers are many still finds fast ones. Random draws keep
-// independent balancers over the same servers from herding.
+// shorter expected delay, divided by its weight. When both are slow (their
+// speed is over twice the neutral one, a running average over the
+// servers), it examines up to 4 more random servers, stopping at the first
+// that is not slow, so that a pool where slow servers are many still finds
+// fast ones. Random draws keep independent balancers over the same servers
+// from herding.
 //
-// Averages move by a sixteenth of the gap at each observation, and by more
+// A speed moves by a sixteenth of the gap at each observation, and by more
 // for a server not observed for a while: the weight of the old value is
-// e^(-elapsed/τ) at most, τ = 1 s unless set with [WithDecay]. An estimate
-// not refreshed decays toward the neutral one, and the failure rate toward
-// 0, at the same pace, so that a server that recovered is tried again. A
-// Done whose error is the client's doing (wrapping context.Canceled or
-// [ErrClientBody]) or is [ErrNotUsed] teaches nothing.
+// at most e^(-elapsed/τ), τ = 1 s unless set with [WithDecay]. A server
+// not observed yet starts at the neutral speed, and a speed not refreshed
+// decays toward it, and the failure rate toward 0, at the same pace, so
+// that a server that recovered is tried again. A Done whose error is the
+// client's doing (wrapping context.Canceled or [ErrClientBody]) or is
+// [ErrNotUsed] teaches nothing.
 //
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
@@ -51,13 +53,10 @@ type Adaptive struct {
 }
 
 const (
-	// delayBuckets is the number of in-flight counts Adaptive learns a
-	// delay for (see bucketOf).
+	// delayBuckets is the number of in-flight counts a pick records (see
+	// bucketOf).
 	delayBuckets = 12
-	// ringSize is the number of picks whose in-flight counts a server
-	// remembers until their Done.
-	ringSize = 16
-	// adaptSlow is how many times the neutral delay a server's must be
+	// adaptSlow is how many times the neutral speed a server's must be
 	// for the pick to look further.
 	adaptSlow = 2
 	// adaptExtra is the most servers a pick examines beyond the first
@@ -65,8 +64,10 @@ const (
 	adaptExtra = 4
 	// adaptFailWeight scales the failure rate into the cost.
 	adaptFailWeight = 20
-	// adaptStep is the weight of a new observation in an average.
+	// adaptStep is the weight of a new observation in a server's speed.
 	adaptStep = 1.0 / 16
+	// adaptShape is c of shape.
+	adaptShape = 3
 )
 
 // bucketLow holds the least in-flight count of each bucket.
@@ -117,41 +118,40 @@ func (a *Adaptive) Pick(*http.Request) (PickResult, error) {
 // pool of one, every server when the draws found none available.
 func (a *Adaptive) CandidateStats() (picks, candidates uint64) { return a.es.candidateStats() }
 
+// shape returns the delay of a request that meets m requests in flight
+// (itself included), relative to one that meets no other: (m+c)/(1+c),
+// with c = adaptShape. It lies between a server of one worker (c = 0: the delay
+// grows with every request ahead) and one of many (the delay does not
+// grow), and increases with m, so that between equal servers the one with
+// fewer requests in flight wins, as with [P2C].
+func shape(m int64) float64 { return (float64(m) + adaptShape) / (1 + adaptShape) }
+
 // delay returns the expected delay of a request that meets m requests in
-// flight on e's server (itself included), at time now, with the neutral
-// delay per request ref, and e's failure rate.
+// flight on e's server (itself included), at time now, and e's failure
+// rate.
 func (a *Adaptive) delay(e *serverEst, m int64, now int64) (d, fail float64) {
 	ref := f64(&a.es.ref)
-	neutral := ref * float64(m)
+	speed := ref
 	stamp := e.stamp.Load()
-	if stamp == 0 {
-		return neutral, 0
-	}
-	d = neutral
-	for b := bucketOf(m); b >= 0; b-- {
-		if v := f64(&e.delay[b]); v > 0 {
-			if low := bucketLow[b]; m > low {
-				v *= float64(m) / float64(low)
-			}
-			d = v
-			break
+	if stamp != 0 {
+		k := keep(now-stamp, a.tau)
+		if v := f64(&e.lat); v > 0 {
+			speed = ref + (v-ref)*k
 		}
+		fail = f64(&e.fail) * k
 	}
-	k := keep(now-stamp, a.tau)
-	return neutral + (d-neutral)*k, f64(&e.fail) * k
+	return speed * shape(m), fail
 }
 
 // cost is e's expected delay, over the weight w, and whether e is slow.
 func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
 	d, fail := a.delay(e, e.s.InFlight()+1, now)
-	slow := false
-	if d1 := f64(&e.delay[0]); d1 > 0 {
-		slow = d1 > adaptSlow*f64(&a.es.ref)
-	}
+	slow := f64(&e.lat) > adaptSlow*f64(&a.es.ref)
 	return max(d, 1) / float64(w) * (1 + adaptFailWeight*fail), slow
 }
 
-// learn folds one outcome into e; m is the in-flight count the request met.
+// learn folds one outcome into e; m is the in-flight count the request
+// met.
 func (a *Adaptive) learn(e *serverEst, info DoneInfo, m int64, now int64) {
 	stamp := e.stamp.Load()
 	k := 0.0
@@ -163,15 +163,12 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, m int64, now int64) {
 	case isFailure(info):
 		fail += 1 - k
 	case info.Duration > 0:
-		step := max(adaptStep, 1-k)
-		x := float64(info.Duration)
-		b := bucketOf(m)
-		if prev := f64(&e.delay[b]); prev > 0 {
-			x = prev + (x-prev)*step
+		speed := float64(info.Duration) / shape(max(m, 1))
+		if prev := f64(&e.lat); prev > 0 {
+			speed = prev + (speed-prev)*max(adaptStep, 1-k)
 		}
-		setF64(&e.delay[b], x)
-		// The neutral estimate averages the delay per request met.
-		setF64(&e.rate, x/float64(max(m, 1)))
+		setF64(&e.lat, speed)
+		setF64(&e.rate, speed)
 	}
 	setF64(&e.fail, fail)
 	e.stamp.Store(now)

@@ -69,8 +69,8 @@ type estimates struct {
 	// decay toward.
 	ref atomic.Uint64
 	// learn updates e's estimates from a Done; m is the in-flight count
-	// the request met at its pick, itself included (0 unless met), and
-	// now the time.
+	// the request met at its pick, itself included (the least of its
+	// bucket; 0 unless met), and now the time.
 	learn func(e *serverEst, info DoneInfo, m int64, now int64)
 	// met makes picks record the in-flight count they meet.
 	met bool
@@ -93,7 +93,7 @@ type estTable struct {
 // float64 bits in atomics: a Done that races another may lose its update,
 // which an average shrugs off.
 type serverEst struct {
-	lat   atomic.Uint64 // PeakEWMA: latency estimate, in nanoseconds
+	lat   atomic.Uint64 // latency estimate (Adaptive: met alone), in nanoseconds
 	rate  atomic.Uint64 // what the neutral estimate averages
 	fail  atomic.Uint64 // Adaptive: failure rate, 0 to 1
 	stamp atomic.Int64  // when last updated (Unix nanoseconds); 0 if never
@@ -102,12 +102,9 @@ type serverEst struct {
 	done  func(DoneInfo)
 	_     [cacheLine - 56]byte
 
-	// Adaptive: the latency of requests by the number of requests in
-	// flight they met (delayBuckets), and the in-flight counts met by the
-	// picks whose Done has not come yet, in pick order (a ring).
-	delay      [delayBuckets]atomic.Uint64
-	head, tail atomic.Uint32
-	met        [ringSize]atomic.Uint32
+	// Adaptive: a Done per bucket of in-flight counts (see bucketOf), so
+	// that the outcome of a pick is filed under the count it met.
+	doneAt *[delayBuckets]func(DoneInfo)
 }
 
 func f64(u *atomic.Uint64) float64       { return math.Float64frombits(u.Load()) }
@@ -160,11 +157,20 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 // bind makes e the estimates of s, with their Done.
 func (es *estimates) bind(e *serverEst, s *Server) {
 	e.s = s
-	e.done = func(info DoneInfo) {
-		var m int64
-		if es.met {
-			m = int64(e.met[(e.tail.Add(1)-1)%ringSize].Load())
+	e.done = es.doneFunc(e, 0)
+	if es.met {
+		e.doneAt = new([delayBuckets]func(DoneInfo))
+		for b := range e.doneAt {
+			e.doneAt[b] = es.doneFunc(e, bucketLow[b])
 		}
+	}
+}
+
+// doneFunc returns a Done of e for picks that met m requests in flight
+// (0 when not recorded).
+func (es *estimates) doneFunc(e *serverEst, m int64) func(DoneInfo) {
+	s := e.s
+	return func(info DoneInfo) {
 		if info.Err != ErrNotUsed && !clientFault(info.Err) {
 			now := es.pool.now().UnixNano()
 			es.learn(e, info, m, now)
@@ -261,11 +267,12 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 			wa, aok = effectiveWeight(&sp, a)
 			wb, bok = effectiveWeight(&sp, b)
 		}
-		best, bestCost, slow := -1, 0.0, false
+		best, bestCost, slow, bothSlow := -1, 0.0, false, false
 		switch {
 		case aok && bok:
 			ca, sa := cost(t.ests[i], wa, now)
 			cb, sb := cost(t.ests[j], wb, now)
+			bothSlow = sa && sb
 			if cb < ca {
 				best, bestCost, slow = j, cb, sb
 			} else {
@@ -278,13 +285,14 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 		default:
 			continue
 		}
-		if slow && maxExtra > 0 && n > 2 {
+		if slow && bothSlow && maxExtra > 0 && n > 2 {
 			k := 0
-			for ; slow && k < maxExtra; k++ {
+			for k < maxExtra {
 				c := randN(n)
-				if c == best {
+				if c == i || c == j {
 					continue
 				}
+				k++
 				w := int64(active[c].weight) << rampBits
 				if active[c].flags.Load() != 0 {
 					var ok bool
@@ -292,8 +300,12 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 						continue
 					}
 				}
-				if cc, cs := cost(t.ests[c], w, now); cc < bestCost {
-					best, bestCost, slow = c, cc, cs
+				cc, cs := cost(t.ests[c], w, now)
+				if cc < bestCost {
+					best, bestCost = c, cc
+				}
+				if !cs {
+					break
 				}
 			}
 			es.extra.Add(int64(k))
@@ -326,16 +338,11 @@ func cheapest(es *estimates, t *estTable, sp *slowPath, now int64, cost costFunc
 // take counts a request in flight on e's server and returns the pick.
 func (es *estimates) take(e *serverEst) PickResult {
 	if es.met {
-		return e.acquireMet()
+		m := e.s.InFlight() + 1
+		res := e.acquire()
+		res.Done = e.doneAt[bucketOf(m)]
+		return res
 	}
-	return e.acquire()
-}
-
-// acquireMet is acquire that also records the requests in flight the pick
-// meets, for Adaptive.
-func (e *serverEst) acquireMet() PickResult {
-	m := e.s.InFlight() + 1
-	e.met[(e.head.Add(1)-1)%ringSize].Store(uint32(min(max(m, 1), math.MaxUint32)))
 	return e.acquire()
 }
 
