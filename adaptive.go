@@ -2,7 +2,6 @@ package lb
 
 import (
 	"net/http"
-	"sync/atomic"
 	"time"
 )
 
@@ -10,50 +9,84 @@ import (
 // sends each request where it expects the shortest delay, in O(1): the
 // balancer to start with when servers may not be equal.
 //
-// Per server it keeps time-decayed averages (time constant 1 s unless set
-// with [WithDecay]) of the latency of successful requests, of the requests
-// in flight those requests met, and of the failure rate. Their ratio, the
-// latency per request in flight, is what a request sent now costs per
-// request already there: the expected delay of a server is that ratio
-// times (in flight + 1), over its weight, raised by a factor that grows
-// with the failure rate (1 + 20 × rate), so a server that fails fast never
-// looks fast. A pick draws two distinct random servers and takes the one
-// of lower expected delay; when even the better one is slow (its latency
-// per request in flight is over 4 times the neutral estimate, an average
-// over the servers), it examines up to 4 more random servers, so that a
-// pool where slow servers are many still finds fast ones. Random draws keep
-// independent balancers over the same servers from herding.
+// It models the delay of a request that meets m requests in flight on a
+// server (itself included) as the server's speed, its delay met alone,
+// times (m+3)/4: a shape between a server of one worker, whose delay grows
+// by a full service time with every request ahead, and one of many, whose
+// delay does not grow. Each pick records the count it meets (through the
+// Done it returns, one bound per count), and each Done divides the
+// request's latency by the shape at that count to learn the speed; counts
+// above 8 are recorded as 9, 13, 17 or 25. The speed is a property of the
+// server, not of the traffic it gets, so equal servers learn equal speeds
+// and the balancer then picks as [P2C] does. A server's failure rate
+// (errors, statuses of 500 or more) multiplies its expected delay by
+// 1 + 20 × rate, so a server that fails fast never looks fast.
 //
-// A Done whose error is the client's doing (wrapping context.Canceled or
-// [ErrClientBody]) or is [ErrNotUsed] teaches nothing. A server not
-// observed yet starts at the neutral estimate, and an estimate not
-// refreshed decays toward it (and its failure rate toward 0) at the pace
-// of the time constant, so that a server that recovered is tried again.
+// A pick draws two distinct random servers and takes the one with the
+// shorter expected delay, divided by its weight. When both are slow (their
+// speed is over twice the neutral one, a running average over the
+// servers), it examines up to 4 more random servers, stopping at the first
+// that is not slow, so that a pool where slow servers are many still finds
+// fast ones. Random draws keep independent balancers over the same servers
+// from herding.
+//
+// A speed moves by a sixteenth of the gap at each observation, and by more
+// for a server not observed for a while: the weight of the old value is
+// at most e^(-elapsed/τ), τ = 1 s unless set with [WithDecay]. A server
+// not observed yet starts at the neutral speed, and a speed not refreshed
+// decays toward it, and the failure rate toward 0, at the same pace, so
+// that a server that recovered is tried again. A Done whose error is the
+// client's doing (wrapping context.Canceled or [ErrClientBody]) or is
+// [ErrNotUsed] teaches nothing.
 //
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration counts toward the failure rate only. Time is read from the
-// pool's clock ([Pool.SetClock]) in Done only; a pick reads no clock,
-// takes no lock and allocates nothing. Adaptive is safe for concurrent use.
+// Duration only lowers the failure rate. Time is read from the pool's
+// clock ([Pool.SetClock]) in Done only; a pick reads no clock, takes no
+// lock and allocates nothing. Adaptive is safe for concurrent use.
 type Adaptive struct {
 	es     estimates
 	randN  func(int) int
 	costFn costFunc // a.cost, bound once
 	tau    int64
-	extra  atomic.Uint64
 }
 
 const (
-	// adaptSlow is how many times the neutral latency per request in
-	// flight a server's must be for the pick to look further.
-	adaptSlow = 4
+	// delayBuckets is the number of in-flight counts a pick records (see
+	// bucketOf).
+	delayBuckets = 12
+	// adaptSlow is how many times the neutral speed a server's must be
+	// for the pick to look further.
+	adaptSlow = 2
 	// adaptExtra is the most servers a pick examines beyond the first
 	// two.
 	adaptExtra = 4
 	// adaptFailWeight scales the failure rate into the cost.
 	adaptFailWeight = 20
+	// adaptStep is the weight of a new observation in a server's speed.
+	adaptStep = 1.0 / 16
+	// adaptShape is c of shape.
+	adaptShape = 3
 )
+
+// bucketLow holds the least in-flight count of each bucket.
+var bucketLow = [delayBuckets]int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, 25}
+
+// bucketOf returns the bucket of in-flight count m ≥ 1.
+func bucketOf(m int64) int {
+	switch {
+	case m <= 8:
+		return int(max(m, 1)) - 1
+	case m <= 12:
+		return 8
+	case m <= 16:
+		return 9
+	case m <= 24:
+		return 10
+	}
+	return 11
+}
 
 // NewAdaptive returns an adaptive balancer over pool. [WithRand] sets the
 // source of its draws and [WithDecay] the time constant of its estimates.
@@ -65,7 +98,7 @@ func NewAdaptive(pool *Pool, opts ...Option) (*Adaptive, error) {
 	if c.decay == 0 {
 		c.decay = time.Second
 	}
-	a := &Adaptive{es: estimates{pool: pool}, randN: c.randN, tau: int64(c.decay)}
+	a := &Adaptive{es: estimates{pool: pool, met: true}, randN: c.randN, tau: int64(c.decay)}
 	a.es.learn, a.costFn = a.learn, a.cost
 	return a, nil
 }
@@ -73,47 +106,53 @@ func NewAdaptive(pool *Pool, opts ...Option) (*Adaptive, error) {
 // Pool returns the pool the balancer picks from.
 func (a *Adaptive) Pool() *Pool { return a.es.pool }
 
-// Pick returns the server of lowest expected delay among those it
+// Pick returns the server of shortest expected delay among those it
 // examines. r is not used.
 func (a *Adaptive) Pick(*http.Request) (PickResult, error) {
-	return pickPair(&a.es, a.randN, a.costFn, adaptExtra, &a.extra)
+	return pickPair(&a.es, a.randN, a.costFn, adaptExtra)
 }
 
-// ExtraCandidates returns the number of servers the balancer's picks have
-// examined beyond the first two of each, since it was made.
-func (a *Adaptive) ExtraCandidates() uint64 { return a.extra.Load() }
+// CandidateStats returns the number of picks made since the balancer was
+// made (of the servers now in its pool) and the number of servers they
+// examined: two per pick, more when the first two were slow, one from a
+// pool of one, every server when the draws found none available.
+func (a *Adaptive) CandidateStats() (picks, candidates uint64) { return a.es.candidateStats() }
 
-// rate returns e's latency per request in flight at time now, decayed
-// toward the neutral one if not refreshed, and its failure rate.
-func (a *Adaptive) rate(e *serverEst, now int64) (rate, fail, ref float64) {
-	ref = f64(&a.es.ref)
+// shape returns the delay of a request that meets m requests in flight
+// (itself included), relative to one that meets no other: (m+c)/(1+c),
+// with c = adaptShape. It lies between a server of one worker (c = 0: the delay
+// grows with every request ahead) and one of many (the delay does not
+// grow), and increases with m, so that between equal servers the one with
+// fewer requests in flight wins, as with [P2C].
+func shape(m int64) float64 { return (float64(m) + adaptShape) / (1 + adaptShape) }
+
+// delay returns the expected delay of a request that meets m requests in
+// flight on e's server (itself included), at time now, and e's failure
+// rate.
+func (a *Adaptive) delay(e *serverEst, m int64, now int64) (d, fail float64) {
+	ref := f64(&a.es.ref)
+	speed := ref
 	stamp := e.stamp.Load()
-	if stamp == 0 {
-		return ref, 0, ref
+	if stamp != 0 {
+		k := keep(now-stamp, a.tau)
+		if v := f64(&e.lat); v > 0 {
+			speed = ref + (v-ref)*k
+		}
+		fail = f64(&e.fail) * k
 	}
-	k := keep(now-stamp, a.tau)
-	rate = f64(&e.rate)
-	if rate > 0 {
-		rate = ref + (rate-ref)*k
-	} else {
-		rate = ref
-	}
-	return rate, f64(&e.fail) * k, ref
+	return speed * shape(m), fail
 }
 
-// cost is e's expected delay, over the weight w.
+// cost is e's expected delay, over the weight w, and whether e is slow.
 func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
-	rate, fail, ref := a.rate(e, now)
-	slow := rate > adaptSlow*ref
-	if rate <= 0 {
-		rate = 1
-	}
-	return rate * float64(e.s.InFlight()+1) / float64(w) * (1 + adaptFailWeight*fail), slow
+	d, fail := a.delay(e, e.s.InFlight()+1, now)
+	slow := f64(&e.lat) > adaptSlow*f64(&a.es.ref)
+	return max(d, 1) / float64(w) * (1 + adaptFailWeight*fail), slow
 }
 
-// learn folds one outcome into e; n is the server's in-flight count, this
-// request included.
-func (a *Adaptive) learn(e *serverEst, info DoneInfo, n int64, now int64) {
+// learn folds one outcome into e; m is the in-flight count the request
+// met.
+func (a *Adaptive) learn(e *serverEst, info DoneInfo, m int64, now int64) {
 	stamp := e.stamp.Load()
 	k := 0.0
 	if stamp != 0 {
@@ -124,14 +163,12 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, n int64, now int64) {
 	case isFailure(info):
 		fail += 1 - k
 	case info.Duration > 0:
-		x, occ := float64(info.Duration), float64(max(n, 1))
-		if prev := f64(&e.occ); prev > 0 {
-			x += (f64(&e.lat) - x) * k
-			occ += (prev - occ) * k
+		speed := float64(info.Duration) / shape(max(m, 1))
+		if prev := f64(&e.lat); prev > 0 {
+			speed = prev + (speed-prev)*max(adaptStep, 1-k)
 		}
-		setF64(&e.lat, x)
-		setF64(&e.occ, occ)
-		setF64(&e.rate, x/occ)
+		setF64(&e.lat, speed)
+		setF64(&e.rate, speed)
 	}
 	setF64(&e.fail, fail)
 	e.stamp.Store(now)
@@ -142,7 +179,7 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, n int64, now int64) {
 // rate.
 func (a *Adaptive) Estimates() []Estimate {
 	return a.es.estimateList(func(e *serverEst, now int64) (time.Duration, float64) {
-		rate, fail, _ := a.rate(e, now)
-		return time.Duration(rate * float64(e.s.InFlight()+1)), fail
+		d, fail := a.delay(e, e.s.InFlight()+1, now)
+		return time.Duration(d), fail
 	})
 }

@@ -57,6 +57,9 @@ type Estimator interface {
 type estimates struct {
 	pool  *Pool
 	table atomic.Pointer[estTable]
+	// extra counts the candidates picks examined beyond two each (less
+	// one for a pick from a pool of one).
+	extra atomic.Int64
 	// now is a coarse clock for picks (Unix nanoseconds): the time read by
 	// the last Done that moved it on by refEvery or more. Picks read it
 	// rather than the clock.
@@ -65,9 +68,12 @@ type estimates struct {
 	// the servers' estimates, which new servers start from and stale ones
 	// decay toward.
 	ref atomic.Uint64
-	// learn updates e's estimates from a Done; n is the server's in-flight
-	// count, this request included, and now the time.
-	learn func(e *serverEst, info DoneInfo, n int64, now int64)
+	// learn updates e's estimates from a Done; m is the in-flight count
+	// the request met at its pick, itself included (the least of its
+	// bucket; 0 unless met), and now the time.
+	learn func(e *serverEst, info DoneInfo, m int64, now int64)
+	// met makes picks record the in-flight count they meet.
+	met bool
 }
 
 // refEvery is how often, at most, a Done moves the coarse clock of picks
@@ -87,14 +93,18 @@ type estTable struct {
 // float64 bits in atomics: a Done that races another may lose its update,
 // which an average shrugs off.
 type serverEst struct {
-	lat   atomic.Uint64 // latency estimate, in nanoseconds
-	occ   atomic.Uint64 // Adaptive: average in-flight count seen by a Done
-	rate  atomic.Uint64 // Adaptive: latency per request in flight (lat/occ)
+	lat   atomic.Uint64 // latency estimate (Adaptive: met alone), in nanoseconds
+	rate  atomic.Uint64 // what the neutral estimate averages
 	fail  atomic.Uint64 // Adaptive: failure rate, 0 to 1
 	stamp atomic.Int64  // when last updated (Unix nanoseconds); 0 if never
+	picks atomic.Uint64 // picks of the server
 	s     *Server
 	done  func(DoneInfo)
 	_     [cacheLine - 56]byte
+
+	// Adaptive: a Done per bucket of in-flight counts (see bucketOf), so
+	// that the outcome of a pick is filed under the count it met.
+	doneAt *[delayBuckets]func(DoneInfo)
 }
 
 func f64(u *atomic.Uint64) float64       { return math.Float64frombits(u.Load()) }
@@ -147,10 +157,23 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 // bind makes e the estimates of s, with their Done.
 func (es *estimates) bind(e *serverEst, s *Server) {
 	e.s = s
-	e.done = func(info DoneInfo) {
+	e.done = es.doneFunc(e, 0)
+	if es.met {
+		e.doneAt = new([delayBuckets]func(DoneInfo))
+		for b := range e.doneAt {
+			e.doneAt[b] = es.doneFunc(e, bucketLow[b])
+		}
+	}
+}
+
+// doneFunc returns a Done of e for picks that met m requests in flight
+// (0 when not recorded).
+func (es *estimates) doneFunc(e *serverEst, m int64) func(DoneInfo) {
+	s := e.s
+	return func(info DoneInfo) {
 		if info.Err != ErrNotUsed && !clientFault(info.Err) {
 			now := es.pool.now().UnixNano()
-			es.learn(e, info, s.InFlight(), now)
+			es.learn(e, info, m, now)
 			if last := es.now.Load(); now-last >= refEvery || now < last {
 				if es.now.CompareAndSwap(last, now) {
 					es.feedRef(e)
@@ -217,7 +240,7 @@ type costFunc func(e *serverEst, w int64, now int64) (cost float64, slow bool)
 // fallback scan of [P2C] when a drawn server is unavailable. While the
 // better one is slow, up to maxExtra more random servers are examined, each
 // counted in extra.
-func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int, extra *atomic.Uint64) (PickResult, error) {
+func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (PickResult, error) {
 	t := es.current()
 	active := t.st.active
 	n := len(active)
@@ -227,7 +250,8 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int, e
 		return PickResult{}, ErrNoServer
 	case 1:
 		if _, ok := effectiveWeight(&sp, active[0]); ok {
-			return t.ests[0].acquire(), nil
+			es.extra.Add(-1)
+			return es.take(t.ests[0]), nil
 		}
 		return PickResult{}, ErrNoServer
 	}
@@ -243,11 +267,12 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int, e
 			wa, aok = effectiveWeight(&sp, a)
 			wb, bok = effectiveWeight(&sp, b)
 		}
-		best, bestCost, slow := -1, 0.0, false
+		best, bestCost, slow, bothSlow := -1, 0.0, false, false
 		switch {
 		case aok && bok:
 			ca, sa := cost(t.ests[i], wa, now)
 			cb, sb := cost(t.ests[j], wb, now)
+			bothSlow = sa && sb
 			if cb < ca {
 				best, bestCost, slow = j, cb, sb
 			} else {
@@ -260,13 +285,14 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int, e
 		default:
 			continue
 		}
-		if slow && maxExtra > 0 && n > 2 {
+		if slow && bothSlow && maxExtra > 0 && n > 2 {
 			k := 0
-			for ; slow && k < maxExtra; k++ {
+			for k < maxExtra {
 				c := randN(n)
-				if c == best {
+				if c == i || c == j {
 					continue
 				}
+				k++
 				w := int64(active[c].weight) << rampBits
 				if active[c].flags.Load() != 0 {
 					var ok bool
@@ -274,20 +300,25 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int, e
 						continue
 					}
 				}
-				if cc, cs := cost(t.ests[c], w, now); cc < bestCost {
-					best, bestCost, slow = c, cc, cs
+				cc, cs := cost(t.ests[c], w, now)
+				if cc < bestCost {
+					best, bestCost = c, cc
+				}
+				if !cs {
+					break
 				}
 			}
-			extra.Add(uint64(k))
+			es.extra.Add(int64(k))
 		}
-		return t.ests[best].acquire(), nil
+		return es.take(t.ests[best]), nil
 	}
-	return cheapest(t, &sp, now, cost)
+	es.extra.Add(int64(n - 2))
+	return cheapest(es, t, &sp, now, cost)
 }
 
 // cheapest returns the usable server of t with the lowest cost: the last
 // resort of a pick whose draws found none.
-func cheapest(t *estTable, sp *slowPath, now int64, cost costFunc) (PickResult, error) {
+func cheapest(es *estimates, t *estTable, sp *slowPath, now int64, cost costFunc) (PickResult, error) {
 	best, bestCost := -1, 0.0
 	for i, s := range t.st.active {
 		w, ok := effectiveWeight(sp, s)
@@ -301,16 +332,43 @@ func cheapest(t *estTable, sp *slowPath, now int64, cost costFunc) (PickResult, 
 	if best < 0 {
 		return PickResult{}, ErrNoServer
 	}
-	return t.ests[best].acquire(), nil
+	return es.take(t.ests[best]), nil
+}
+
+// take counts a request in flight on e's server and returns the pick.
+func (es *estimates) take(e *serverEst) PickResult {
+	if es.met {
+		m := e.s.InFlight() + 1
+		res := e.acquire()
+		res.Done = e.doneAt[bucketOf(m)]
+		return res
+	}
+	return e.acquire()
 }
 
 // acquire counts a request in flight on e's server and returns the pick,
 // whose Done teaches e.
 func (e *serverEst) acquire() PickResult {
+	e.picks.Add(1)
 	res := e.s.Acquire()
 	res.Done = e.done
 	return res
 }
+
+// candidateStats returns the picks made from the servers of the pool now,
+// and the candidates they examined.
+func (es *estimates) candidateStats() (picks, candidates uint64) {
+	for _, e := range es.current().ests {
+		picks += e.picks.Load()
+	}
+	return picks, uint64(max(0, 2*int64(picks)+es.extra.Load()))
+}
+
+// CandidateStats returns the number of picks made since the balancer was
+// made (of the servers now in its pool) and the number of servers they
+// examined: two per pick, one from a pool of one, every server when the
+// draws found none available.
+func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.candidateStats() }
 
 // PeakEWMA is the peak-EWMA balancer of Finagle and Linkerd: it keeps, per
 // server, a latency estimate that jumps at once to any slower observation
@@ -363,7 +421,7 @@ func (p *PeakEWMA) Pool() *Pool { return p.es.pool }
 
 // Pick returns the cheaper of two distinct random servers. r is not used.
 func (p *PeakEWMA) Pick(*http.Request) (PickResult, error) {
-	return pickPair(&p.es, p.randN, p.costFn, 0, nil)
+	return pickPair(&p.es, p.randN, p.costFn, 0)
 }
 
 // latency returns e's estimate at time now, decayed toward the neutral one
