@@ -102,10 +102,10 @@ type algorithm struct {
 	candidates func(servers int) float64
 }
 
-// extraReporter is implemented by balancers that examine two candidates a
-// pick and sometimes more: it returns how many more since construction.
-type extraReporter interface {
-	ExtraCandidates() uint64
+// candidateReporter is implemented by balancers that count the servers
+// they examine: picks made and candidates examined since construction.
+type candidateReporter interface {
+	CandidateStats() (picks, candidates uint64)
 }
 
 func one(int) float64     { return 1 }
@@ -129,7 +129,7 @@ var algorithms = []algorithm{
 	{name: "p2c", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewP2C(p, lb.WithRand(r.IntN))
 	}},
-	{name: "peak-ewma", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+	{name: "peak-ewma", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewPeakEWMA(p, lb.WithRand(r.IntN))
 	}},
 	{name: "adaptive", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
@@ -450,20 +450,17 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 	res.picks = picks
 	res.failShare = float64(failPicks) / float64(max(1, latePicks))
 	res.candidates = math.NaN()
-	var extra uint64
-	reports := false
+	var cpicks, ccands uint64
 	for _, in := range insts {
-		switch b := in.bal.(type) {
-		case extraReporter:
-			extra += b.ExtraCandidates()
-			reports = true
-		case *lb.PeakEWMA:
-			reports = true // always two
+		if cr, ok := in.bal.(candidateReporter); ok {
+			p, c := cr.CandidateStats()
+			cpicks += p
+			ccands += c
 		}
 	}
 	switch {
-	case reports && n >= 2:
-		res.candidates = 2 + float64(extra)/float64(max(1, res.requests-res.rejected))
+	case cpicks > 0:
+		res.candidates = float64(ccands) / float64(cpicks)
 	case alg.candidates != nil:
 		res.candidates = alg.candidates(n)
 	}
