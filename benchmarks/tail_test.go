@@ -17,7 +17,10 @@ package benchmarks
 // evenly by the balancers, each run's share including up to 2 s of waiting
 // for the last answers (the requests' timeout); LB_TAIL_SCENARIO and
 // LB_TAIL_BALANCER, if set, run only the scenarios or balancers they name
-// (comma-separated).
+// (comma-separated). LB_TAIL_SERVICE sets the mean service time (10ms
+// unless set; arrivals scale with it): on a busy machine a longer one
+// costs fewer requests a second, so the harness measures the balancers
+// rather than its own lack of CPU.
 
 import (
 	"context"
@@ -357,6 +360,13 @@ func TestTailLatency(t *testing.T) {
 		t.Fatalf("LB_TAIL=%v leaves %v of arrivals to each of %d balancers: want at least 1s", seconds, per, len(balancers))
 	}
 	cfg := defaultTail(per)
+	if v := os.Getenv("LB_TAIL_SERVICE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > time.Second {
+			t.Fatalf("LB_TAIL_SERVICE=%q: want a mean service time from 1ms to 1s", v)
+		}
+		cfg.service = d
+	}
 	t.Logf("%d servers of %d workers, exponential service of mean %v, Poisson arrivals at %.0f/s (%.0f%% of nominal capacity), %v of arrivals a run, no passive health, no retries",
 		cfg.servers, cfg.workers, cfg.service, cfg.rate(), cfg.load*100, per)
 	t.Logf("| scenario | balancer | p50 ms | p99 ms | p99.9 ms | ok | failed | timed out | skipped | share of server 3 | load before → after |")
