@@ -162,9 +162,13 @@ func (a *Adaptive) delay(e *serverEst, m int64, now int64) (d, fail float64) {
 
 // cost is e's expected delay, over the weight w, and whether e is slow.
 func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
-	d, fail := a.delay(e, e.s.InFlight()+1, now)
+	m := e.s.InFlight() + 1
+	d, fail := a.delay(e, m, now)
+	// Before anything is learnt, a speed of 1 ns: the requests in flight
+	// decide.
+	d = max(d, shape(float64(m)))
 	slow := f64(&e.lat) > adaptSlow*f64(&a.es.ref)
-	return max(d, 1) / float64(w) * (1 + adaptFailWeight*fail), slow
+	return d / float64(w) * (1 + adaptFailWeight*fail), slow
 }
 
 // learn folds one outcome into e; mid is the in-flight count the request

@@ -445,7 +445,8 @@ func (p *PeakEWMA) latency(e *serverEst, now int64) float64 {
 
 // cost is e's latency times (in flight + 1), over the weight w.
 func (p *PeakEWMA) cost(e *serverEst, w int64, now int64) (float64, bool) {
-	return p.latency(e, now) * float64(e.s.InFlight()+1) / float64(w), false
+	// Before anything is learnt, 1 ns: the requests in flight decide.
+	return max(p.latency(e, now), 1) * float64(e.s.InFlight()+1) / float64(w), false
 }
 
 // learn folds one outcome into e.
