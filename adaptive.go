@@ -136,9 +136,16 @@ func shape(m float64) float64 { return (m + adaptShape) / (1 + adaptShape) }
 // delay returns the expected delay of a request that meets m requests in
 // flight on e's server (itself included), at time now, and e's failure
 // rate.
-func (a *Adaptive) delay(e *serverEst, m int64, now int64) (d, fail float64) {
+func (a *Adaptive) delay(e *serverEst, m int64, now int64) (float64, float64) {
+	speed, fail := a.speed(e, now)
+	return speed * shape(float64(m)), fail
+}
+
+// speed returns e's speed at time now, decayed if stale, and its failure
+// rate.
+func (a *Adaptive) speed(e *serverEst, now int64) (speed, fail float64) {
 	ref := f64(&a.es.ref)
-	speed := ref
+	speed = ref
 	stamp := e.stamp.Load()
 	if stamp != 0 {
 		k := keep(now-stamp, a.tau)
@@ -148,26 +155,26 @@ func (a *Adaptive) delay(e *serverEst, m int64, now int64) (d, fail float64) {
 		}
 		fail = f64(&e.fail) * k
 	}
-	// Speeds up to adaptBand times the neutral one count as the neutral
-	// one: between servers that differ by no more than the noise of their
-	// estimates, the requests in flight decide, and a server whose
-	// estimate happens to be low does not draw more than its share.
-	if ref > 0 && speed < adaptBand*ref {
-		speed = ref
-	} else if ref > 0 {
-		speed /= adaptBand
-	}
-	return speed * shape(float64(m)), fail
+	return speed, fail
 }
 
 // cost is e's expected delay, over the weight w, and whether e is slow.
 func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
-	m := e.s.InFlight() + 1
-	d, fail := a.delay(e, m, now)
+	speed, fail := a.speed(e, now)
+	ref := f64(&a.es.ref)
+	// Speeds up to adaptBand times the neutral one count as the neutral
+	// one: between servers that differ by no more than the noise of their
+	// estimates, the requests in flight decide, and a server whose
+	// estimate happens to be low does not draw more than its share.
+	if speed < adaptBand*ref {
+		speed = ref
+	} else {
+		speed /= adaptBand
+	}
 	// Before anything is learnt, a speed of 1 ns: the requests in flight
 	// decide.
-	d = max(d, shape(float64(m)))
-	slow := f64(&e.lat) > adaptSlow*f64(&a.es.ref)
+	d := max(speed, 1) * shape(float64(e.s.InFlight()+1))
+	slow := f64(&e.lat) > adaptSlow*ref
 	return d / float64(w) * (1 + adaptFailWeight*fail), slow
 }
 
