@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/xml"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -145,4 +149,33 @@ func TestScenarioLoads(t *testing.T) {
 	require.NoError(t, run([]string{"-scenario", "fast-fail", "-duration", "3", "-load", "0.6"}, &out))
 	assert.Contains(t, out.String(), "load 60%")
 	assert.NotContains(t, out.String(), "load 50%")
+}
+
+func TestRunWritesGoalsAndTimeline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var out bytes.Buffer
+	require.NoError(t, run([]string{"-scenario", "shift", "-load", "0.5", "-duration", "40", "-out", dir}, &out))
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| scenario | goal | adaptive | peak-ewma |")
+	assert.Contains(t, string(md), "| shift, load 50% | slowed server below ¼ of its fair share within 2 s |")
+	assert.NotContains(t, string(md), "| het, load", "goals of scenarios not run")
+
+	f, err := os.Open(filepath.Join(dir, "timeline-shift-50.svg"))
+	require.NoError(t, err)
+	defer f.Close()
+	lines := 0
+	dec := xml.NewDecoder(f)
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err, "well-formed XML")
+		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	assert.Equal(t, 5, lines, "oracle, least-conn, p2c, peak-ewma, adaptive")
 }

@@ -129,7 +129,7 @@ var algorithms = []algorithm{
 	{name: "p2c", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewP2C(p, lb.WithRand(r.IntN))
 	}},
-	{name: "peak-ewma", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+	{name: "peak-ewma", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewPeakEWMA(p, lb.WithRand(r.IntN))
 	}},
 	{name: "adaptive", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
