@@ -42,7 +42,7 @@ import (
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration only lowers the failure rate. Time is read from the pool's
+// Duration teaches nothing. Time is read from the pool's
 // clock ([Pool.SetClock]) in Done only; a pick reads no clock, takes no
 // lock and allocates nothing. Adaptive is safe for concurrent use.
 type Adaptive struct {

@@ -178,7 +178,9 @@ func (es *estimates) bind(e *serverEst, s *Server) {
 func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 	s := e.s
 	return func(info DoneInfo) {
-		if info.Err != ErrNotUsed && !clientFault(info.Err) {
+		// A success without a duration teaches nothing, and spares the
+		// clock.
+		if (info.Duration > 0 || isFailure(info)) && info.Err != ErrNotUsed && !clientFault(info.Err) {
 			now := es.pool.now().UnixNano()
 			es.learn(e, info, m, now)
 			if last := es.now.Load(); now-last >= refEvery || now < last {
