@@ -34,15 +34,15 @@ import (
 // for a server not observed for a while: the weight of the old value is
 // at most e^(-elapsed/τ), τ = 1 s unless set with [WithDecay]. A server
 // not observed yet starts at the neutral speed, and a speed not refreshed
-// decays toward it, and the failure rate toward 0, at the same pace, so
-// that a server that recovered is tried again. A Done whose error is the
+// decays toward half of it, and the failure rate toward 0, at the same
+// pace, so that a server that recovered is tried again. A Done whose error is the
 // client's doing (wrapping context.Canceled or [ErrClientBody]) or is
 // [ErrNotUsed] teaches nothing.
 //
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration only lowers the failure rate. Time is read from the pool's
+// Duration teaches nothing. Time is read from the pool's
 // clock ([Pool.SetClock]) in Done only; a pick reads no clock, takes no
 // lock and allocates nothing. Adaptive is safe for concurrent use.
 type Adaptive struct {
@@ -55,7 +55,7 @@ type Adaptive struct {
 const (
 	// delayBuckets is the number of in-flight counts a pick records (see
 	// bucketOf).
-	delayBuckets = 12
+	delayBuckets = 21
 	// adaptSlow is how many times the neutral speed a server's must be
 	// for the pick to look further.
 	adaptSlow = 2
@@ -66,26 +66,33 @@ const (
 	adaptFailWeight = 20
 	// adaptStep is the weight of a new observation in a server's speed.
 	adaptStep = 1.0 / 16
+	// adaptBand is how many times the neutral speed a server's may be
+	// and still count as the neutral one (see Adaptive.delay).
+	adaptBand = 1.2
 	// adaptShape is c of shape.
 	adaptShape = 3
 )
 
-// bucketLow holds the least in-flight count of each bucket.
-var bucketLow = [delayBuckets]int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, 25}
+// bucketMid holds the in-flight count each bucket stands for: its own
+// count up to 16, then the middle of 17-24, 25-32, 33-48 and 49-64, and
+// 65 for any count above 64.
+var bucketMid = [delayBuckets]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20.5, 28.5, 40.5, 56.5, 65}
 
 // bucketOf returns the bucket of in-flight count m ≥ 1.
 func bucketOf(m int64) int {
 	switch {
-	case m <= 8:
-		return int(max(m, 1)) - 1
-	case m <= 12:
-		return 8
 	case m <= 16:
-		return 9
+		return int(max(m, 1)) - 1
 	case m <= 24:
-		return 10
+		return 16
+	case m <= 32:
+		return 17
+	case m <= 48:
+		return 18
+	case m <= 64:
+		return 19
 	}
-	return 11
+	return 20
 }
 
 // NewAdaptive returns an adaptive balancer over pool. [WithRand] sets the
@@ -120,39 +127,60 @@ func (a *Adaptive) CandidateStats() (picks, candidates uint64) { return a.es.can
 
 // shape returns the delay of a request that meets m requests in flight
 // (itself included), relative to one that meets no other: (m+c)/(1+c),
-// with c = adaptShape. It lies between a server of one worker (c = 0: the delay
-// grows with every request ahead) and one of many (the delay does not
-// grow), and increases with m, so that between equal servers the one with
-// fewer requests in flight wins, as with [P2C].
-func shape(m int64) float64 { return (float64(m) + adaptShape) / (1 + adaptShape) }
+// with c = adaptShape. It lies between a server of one worker (c = 0: the
+// delay grows with every request ahead) and one of many (the delay does
+// not grow), and increases with m, so that between equal servers the one
+// with fewer requests in flight wins, as with [P2C].
+func shape(m float64) float64 { return (m + adaptShape) / (1 + adaptShape) }
 
 // delay returns the expected delay of a request that meets m requests in
 // flight on e's server (itself included), at time now, and e's failure
 // rate.
-func (a *Adaptive) delay(e *serverEst, m int64, now int64) (d, fail float64) {
+func (a *Adaptive) delay(e *serverEst, m int64, now int64) (float64, float64) {
+	speed, fail := a.speed(e, now)
+	return speed * shape(float64(m)), fail
+}
+
+// speed returns e's speed at time now, decayed if stale, and its failure
+// rate.
+func (a *Adaptive) speed(e *serverEst, now int64) (speed, fail float64) {
 	ref := f64(&a.es.ref)
-	speed := ref
+	speed = ref
 	stamp := e.stamp.Load()
 	if stamp != 0 {
 		k := keep(now-stamp, a.tau)
 		if v := f64(&e.lat); v > 0 {
-			speed = ref + (v-ref)*k
+			stale := ref * staleTarget
+			speed = stale + (v-stale)*k
 		}
 		fail = f64(&e.fail) * k
 	}
-	return speed * shape(m), fail
+	return speed, fail
 }
 
 // cost is e's expected delay, over the weight w, and whether e is slow.
 func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
-	d, fail := a.delay(e, e.s.InFlight()+1, now)
-	slow := f64(&e.lat) > adaptSlow*f64(&a.es.ref)
-	return max(d, 1) / float64(w) * (1 + adaptFailWeight*fail), slow
+	speed, fail := a.speed(e, now)
+	ref := f64(&a.es.ref)
+	// Speeds up to adaptBand times the neutral one count as the neutral
+	// one: between servers that differ by no more than the noise of their
+	// estimates, the requests in flight decide, and a server whose
+	// estimate happens to be low does not draw more than its share.
+	if speed < adaptBand*ref {
+		speed = ref
+	} else {
+		speed /= adaptBand
+	}
+	// Before anything is learnt, a speed of 1 ns: the requests in flight
+	// decide.
+	d := max(speed, 1) * shape(float64(e.s.InFlight()+1))
+	slow := f64(&e.lat) > adaptSlow*ref
+	return d / float64(w) * (1 + adaptFailWeight*fail), slow
 }
 
-// learn folds one outcome into e; m is the in-flight count the request
-// met.
-func (a *Adaptive) learn(e *serverEst, info DoneInfo, m int64, now int64) {
+// learn folds one outcome into e; mid is the in-flight count the request
+// met, as bucketMid gives it.
+func (a *Adaptive) learn(e *serverEst, info DoneInfo, mid float64, now int64) {
 	stamp := e.stamp.Load()
 	k := 0.0
 	if stamp != 0 {
@@ -163,7 +191,7 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, m int64, now int64) {
 	case isFailure(info):
 		fail += 1 - k
 	case info.Duration > 0:
-		speed := float64(info.Duration) / shape(max(m, 1))
+		speed := float64(info.Duration) / shape(mid)
 		if prev := f64(&e.lat); prev > 0 {
 			speed = prev + (speed-prev)*max(adaptStep, 1-k)
 		}

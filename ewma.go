@@ -11,8 +11,9 @@ import (
 // WithDecay sets the time constant of the latency estimates of [PeakEWMA]
 // and [Adaptive]: an observation made d ago weighs 1/e of one made now,
 // whatever the number of requests in between, and an estimate that has not
-// been refreshed for a while decays toward a neutral value at the same pace,
-// so that a server that recovers is tried again. d must be between 1 ms and
+// been refreshed for a while decays at the same pace toward half the
+// neutral estimate (a running average over the servers), so that a server
+// that recovers is tried again. d must be between 1 ms and
 // 1 hour. The defaults are 10 s for PeakEWMA and 1 s for Adaptive. Other
 // balancers reject it.
 func WithDecay(d time.Duration) Option {
@@ -71,10 +72,16 @@ type estimates struct {
 	// learn updates e's estimates from a Done; m is the in-flight count
 	// the request met at its pick, itself included (the least of its
 	// bucket; 0 unless met), and now the time.
-	learn func(e *serverEst, info DoneInfo, m int64, now int64)
+	learn func(e *serverEst, info DoneInfo, m float64, now int64)
 	// met makes picks record the in-flight count they meet.
 	met bool
 }
+
+// staleTarget is the fraction of the neutral estimate that an estimate not
+// refreshed decays toward: below 1, so that a server that stopped getting
+// requests because it was slow is tried again, even when the others are as
+// idle as it is.
+const staleTarget = 0.5
 
 // refEvery is how often, at most, a Done moves the coarse clock of picks
 // on and feeds the neutral estimate.
@@ -161,17 +168,19 @@ func (es *estimates) bind(e *serverEst, s *Server) {
 	if es.met {
 		e.doneAt = new([delayBuckets]func(DoneInfo))
 		for b := range e.doneAt {
-			e.doneAt[b] = es.doneFunc(e, bucketLow[b])
+			e.doneAt[b] = es.doneFunc(e, bucketMid[b])
 		}
 	}
 }
 
 // doneFunc returns a Done of e for picks that met m requests in flight
 // (0 when not recorded).
-func (es *estimates) doneFunc(e *serverEst, m int64) func(DoneInfo) {
+func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 	s := e.s
 	return func(info DoneInfo) {
-		if info.Err != ErrNotUsed && !clientFault(info.Err) {
+		// A success without a duration teaches nothing, and spares the
+		// clock.
+		if (info.Duration > 0 || isFailure(info)) && info.Err != ErrNotUsed && !clientFault(info.Err) {
 			now := es.pool.now().UnixNano()
 			es.learn(e, info, m, now)
 			if last := es.now.Load(); now-last >= refEvery || now < last {
@@ -382,8 +391,8 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // A Done whose error is the client's doing (wrapping context.Canceled or
 // [ErrClientBody]) or is [ErrNotUsed] teaches nothing. A server not observed
 // yet starts at the neutral estimate, an average of the other servers', and
-// an estimate not refreshed decays toward the neutral one at the same pace,
-// so that a server that recovered is tried again.
+// an estimate not refreshed decays at the same pace toward half the neutral
+// one, so that a server that recovered is tried again.
 //
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
@@ -432,25 +441,25 @@ func (p *PeakEWMA) latency(e *serverEst, now int64) float64 {
 	if stamp == 0 {
 		return ref
 	}
-	lat := f64(&e.lat)
-	return ref + (lat-ref)*keep(now-stamp, p.tau)
+	lat, stale := f64(&e.lat), ref*staleTarget
+	return stale + (lat-stale)*keep(now-stamp, p.tau)
 }
 
 // cost is e's latency times (in flight + 1), over the weight w.
 func (p *PeakEWMA) cost(e *serverEst, w int64, now int64) (float64, bool) {
-	return p.latency(e, now) * float64(e.s.InFlight()+1) / float64(w), false
+	// Before anything is learnt, 1 ns: the requests in flight decide.
+	return max(p.latency(e, now), 1) * float64(e.s.InFlight()+1) / float64(w), false
 }
 
 // learn folds one outcome into e.
-func (p *PeakEWMA) learn(e *serverEst, info DoneInfo, _ int64, now int64) {
+func (p *PeakEWMA) learn(e *serverEst, info DoneInfo, _ float64, now int64) {
 	x := float64(info.Duration)
 	if isFailure(info) {
 		x = max(x, peakPenalty)
 	} else if x <= 0 {
 		return
 	}
-	stamp := e.stamp.Load()
-	if stamp != 0 {
+	if stamp := e.stamp.Load(); stamp != 0 {
 		if prev := f64(&e.lat); x < prev {
 			x += (prev - x) * keep(now-stamp, p.tau)
 		}
