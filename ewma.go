@@ -77,6 +77,10 @@ type estimates struct {
 	met bool
 }
 
+// smallPool is the size of pool up to which Adaptive examines every
+// server.
+const smallPool = 4
+
 // staleTarget is the fraction of the neutral estimate that an estimate not
 // refreshed decays toward: below 1, so that a server that stopped getting
 // requests because it was slow is tried again, even when the others are as
@@ -265,6 +269,12 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 		return PickResult{}, ErrNoServer
 	}
 	now := es.now.Load()
+	if n <= smallPool && maxExtra > 0 {
+		// As cheap as two draws: examine every server, from a random
+		// one so that ties go to any.
+		es.extra.Add(int64(n - 2))
+		return cheapest(es, t, &sp, now, cost, uint64(randN(n)))
+	}
 	for range redraws {
 		i, j := drawPair(randN, n)
 		a, b := active[i], active[j]
@@ -322,14 +332,17 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 		return es.take(t.ests[best]), nil
 	}
 	es.extra.Add(int64(n - 2))
-	return cheapest(es, t, &sp, now, cost)
+	return cheapest(es, t, &sp, now, cost, 0)
 }
 
 // cheapest returns the usable server of t with the lowest cost: the last
 // resort of a pick whose draws found none.
-func cheapest(es *estimates, t *estTable, sp *slowPath, now int64, cost costFunc) (PickResult, error) {
+func cheapest(es *estimates, t *estTable, sp *slowPath, now int64, cost costFunc, start uint64) (PickResult, error) {
 	best, bestCost := -1, 0.0
-	for i, s := range t.st.active {
+	n := uint64(len(t.st.active))
+	for k := range n {
+		i := int((start + k) % n)
+		s := t.st.active[i]
 		w, ok := effectiveWeight(sp, s)
 		if !ok {
 			continue
