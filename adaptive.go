@@ -21,9 +21,12 @@ import (
 // more) multiplies its expected delay by 1 + 20 × rate, so a server that
 // fails fast never looks fast.
 //
+// Weight stands for capacity: a server's requests in flight count in
+// proportion to the pool's mean weight over its own (a server of weight 2
+// with 4 in flight counts as one of weight 1 with 2).
+//
 // A pick draws two distinct random servers (or examines all of a pool of
-// 4 or fewer) and takes the one with the shorter expected delay, divided
-// by its weight. Speeds up to 1.2 times the neutral one (a running average
+// 4 or fewer) and takes the one with the shorter expected delay. Speeds up to 1.2 times the neutral one (a running average
 // over the servers) count as the neutral one, so that between servers that
 // differ by no more than the noise of their estimates the requests in
 // flight decide, as with [P2C]. When both servers drawn are slow (their
@@ -140,7 +143,7 @@ func shape(m float64) float64 { return (m + adaptShape) / (1 + adaptShape) }
 // rate.
 func (a *Adaptive) delay(e *serverEst, m int64, now int64) (float64, float64) {
 	speed, fail := a.speed(e, now)
-	return speed * shape(float64(m)), fail
+	return speed * shape(float64(m)*f64(&e.share)), fail
 }
 
 // speed returns e's speed at time now, decayed if stale, and its failure
@@ -173,11 +176,14 @@ func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
 	} else {
 		speed /= adaptBand
 	}
-	// Before anything is learnt, a speed of 1 ns: the requests in flight
-	// decide.
-	d := max(speed, 1) * shape(float64(e.s.InFlight()+1))
+	// Weight is capacity: the requests in flight count in proportion to
+	// the pool's mean weight over the server's (w is scaled by
+	// 2^rampBits, and lowered while the server slow-starts). Before
+	// anything is learnt, a speed of 1 ns: the requests in flight decide.
+	m := float64(e.s.InFlight()+1) * f64(&e.share) * float64(e.s.weight<<rampBits) / float64(w)
+	d := max(speed, 1) * shape(m)
 	slow := f64(&e.lat) > adaptSlow*ref
-	return d / float64(w) * (1 + adaptFailWeight*fail), slow
+	return d * (1 + adaptFailWeight*fail), slow
 }
 
 // learn folds one outcome into e; mid is the in-flight count the request
@@ -193,7 +199,7 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, mid float64, now int64) {
 	case isFailure(info):
 		fail += 1 - k
 	case info.Duration > 0:
-		speed := float64(info.Duration) / shape(mid)
+		speed := float64(info.Duration) / shape(mid*f64(&e.share))
 		if prev := f64(&e.lat); prev > 0 {
 			speed = prev + (speed-prev)*max(adaptStep, 1-k)
 		}

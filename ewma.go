@@ -97,6 +97,8 @@ const refEvery = int64(time.Millisecond)
 type estTable struct {
 	st   *poolState
 	ests []*serverEst
+	// meanWeight is the mean weight of st's active servers.
+	meanWeight float64
 }
 
 // serverEst is what a balancer has learnt about one server, with the Done
@@ -109,13 +111,14 @@ type serverEst struct {
 	fail  atomic.Uint64 // Adaptive: failure rate, 0 to 1
 	stamp atomic.Int64  // when last updated (Unix nanoseconds); 0 if never
 	picks atomic.Uint64 // picks of the server
+	share atomic.Uint64 // Adaptive: the pool's mean weight over the server's
 	s     *Server
 	done  func(DoneInfo)
-	_     [cacheLine - 56]byte
 
 	// Adaptive: a Done per bucket of in-flight counts (see bucketOf), so
 	// that the outcome of a pick is filed under the count it met.
 	doneAt *[delayBuckets]func(DoneInfo)
+	_      [2*cacheLine - 72]byte
 }
 
 func f64(u *atomic.Uint64) float64       { return math.Float64frombits(u.Load()) }
@@ -146,6 +149,9 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 		}
 	}
 	t := &estTable{st: st, ests: make([]*serverEst, len(st.active))}
+	if len(st.active) > 0 {
+		t.meanWeight = float64(st.total) / float64(len(st.active))
+	}
 	fresh := 0
 	for _, s := range st.active {
 		if kept[s] == nil {
@@ -160,6 +166,7 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 			block = block[1:]
 			es.bind(e, s)
 		}
+		setF64(&e.share, t.meanWeight/float64(s.weight))
 		t.ests[i] = e
 	}
 	return t
