@@ -14,37 +14,42 @@ import (
 // times (m+3)/4: a shape between a server of one worker, whose delay grows
 // by a full service time with every request ahead, and one of many, whose
 // delay does not grow. Each pick records the count it meets (through the
-// Done it returns, one bound per count), and each Done divides the
-// request's latency by the shape at that count to learn the speed; counts
-// above 8 are recorded as 9, 13, 17 or 25. The speed is a property of the
-// server, not of the traffic it gets, so equal servers learn equal speeds
-// and the balancer then picks as [P2C] does. A server's failure rate
-// (errors, statuses of 500 or more) multiplies its expected delay by
-// 1 + 20 × rate, so a server that fails fast never looks fast.
+// Done it returns, one bound per count; counts above 16 in 5 ranges), and
+// each Done divides the request's latency by the shape at that count to
+// learn the speed. The speed is a property of the server, not of the
+// traffic it gets. A server's failure rate (errors, statuses of 500 or
+// more) multiplies its expected delay by 1 + 20 × rate, so a server that
+// fails fast never looks fast.
 //
-// A pick draws two distinct random servers and takes the one with the
-// shorter expected delay, divided by its weight. When both are slow (their
-// speed is over twice the neutral one, a running average over the
-// servers), it examines up to 4 more random servers, stopping at the first
-// that is not slow, so that a pool where slow servers are many still finds
-// fast ones. Random draws keep independent balancers over the same servers
-// from herding.
+// Weight stands for capacity: a server's requests in flight count in
+// proportion to the pool's mean weight over its own (a server of weight 2
+// with 4 in flight counts as one of weight 1 with 2).
 //
-// A speed moves by a sixteenth of the gap at each observation, and by more
-// for a server not observed for a while: the weight of the old value is
-// at most e^(-elapsed/τ), τ = 1 s unless set with [WithDecay]. A server
-// not observed yet starts at the neutral speed, and a speed not refreshed
+// A pick draws two distinct random servers (or examines all of a pool of
+// 4 or fewer) and takes the one with the shorter expected delay. Speeds up to 1.2 times the neutral one (a running average
+// over the servers) count as the neutral one, so that between servers that
+// differ by no more than the noise of their estimates the requests in
+// flight decide, as with [P2C]. When both servers drawn are slow (their
+// speed is over twice the neutral one), it examines up to 4 more random
+// servers, stopping at the first that is not slow, so that a pool where
+// slow servers are many still finds fast ones. Random draws keep
+// independent balancers over the same servers from herding.
+//
+// A speed moves by 1/32 of the gap at each observation, and by more for a
+// server not observed for a while: the weight of the old value is at most
+// e^(-elapsed/τ), τ = 1 s unless set with [WithDecay]. A server not
+// observed yet starts at the neutral speed, and a speed not refreshed
 // decays toward half of it, and the failure rate toward 0, at the same
-// pace, so that a server that recovered is tried again. A Done whose error is the
-// client's doing (wrapping context.Canceled or [ErrClientBody]) or is
-// [ErrNotUsed] teaches nothing.
+// pace, so that a server that recovered is tried again. A Done whose error
+// is the client's doing (wrapping context.Canceled or [ErrClientBody]) or
+// is [ErrNotUsed] teaches nothing.
 //
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration teaches nothing. Time is read from the pool's
-// clock ([Pool.SetClock]) in Done only; a pick reads no clock, takes no
-// lock and allocates nothing. Adaptive is safe for concurrent use.
+// Duration teaches nothing. Time is read from the pool's clock
+// ([Pool.SetClock]) in Done only; a pick reads no clock, takes no lock and
+// allocates nothing. Adaptive is safe for concurrent use.
 type Adaptive struct {
 	es     estimates
 	randN  func(int) int
@@ -65,7 +70,7 @@ const (
 	// adaptFailWeight scales the failure rate into the cost.
 	adaptFailWeight = 20
 	// adaptStep is the weight of a new observation in a server's speed.
-	adaptStep = 1.0 / 16
+	adaptStep = 1.0 / 32
 	// adaptBand is how many times the neutral speed a server's may be
 	// and still count as the neutral one (see Adaptive.delay).
 	adaptBand = 1.2
@@ -138,7 +143,7 @@ func shape(m float64) float64 { return (m + adaptShape) / (1 + adaptShape) }
 // rate.
 func (a *Adaptive) delay(e *serverEst, m int64, now int64) (float64, float64) {
 	speed, fail := a.speed(e, now)
-	return speed * shape(float64(m)), fail
+	return speed * shape(float64(m)*f64(&e.share)), fail
 }
 
 // speed returns e's speed at time now, decayed if stale, and its failure
@@ -171,11 +176,14 @@ func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
 	} else {
 		speed /= adaptBand
 	}
-	// Before anything is learnt, a speed of 1 ns: the requests in flight
-	// decide.
-	d := max(speed, 1) * shape(float64(e.s.InFlight()+1))
+	// Weight is capacity: the requests in flight count in proportion to
+	// the pool's mean weight over the server's (w is scaled by
+	// 2^rampBits, and lowered while the server slow-starts). Before
+	// anything is learnt, a speed of 1 ns: the requests in flight decide.
+	m := float64(e.s.InFlight()+1) * f64(&e.share) * float64(e.s.weight<<rampBits) / float64(w)
+	d := max(speed, 1) * shape(m)
 	slow := f64(&e.lat) > adaptSlow*ref
-	return d / float64(w) * (1 + adaptFailWeight*fail), slow
+	return d * (1 + adaptFailWeight*fail), slow
 }
 
 // learn folds one outcome into e; mid is the in-flight count the request
@@ -191,7 +199,7 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, mid float64, now int64) {
 	case isFailure(info):
 		fail += 1 - k
 	case info.Duration > 0:
-		speed := float64(info.Duration) / shape(mid)
+		speed := float64(info.Duration) / shape(mid*f64(&e.share))
 		if prev := f64(&e.lat); prev > 0 {
 			speed = prev + (speed-prev)*max(adaptStep, 1-k)
 		}

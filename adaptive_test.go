@@ -28,12 +28,12 @@ func TestAdaptiveLearnsSpeedByInFlightMet(t *testing.T) {
 	// Two still in flight: a request sent now meets 3.
 	assert.InDelta(t, float64(60*time.Millisecond), float64(est.Latency), 1)
 	// The first met 1: 25 ms a millisecond later moves the speed by a
-	// sixteenth of the gap.
+	// 32nd of the gap.
 	clock.advance(time.Millisecond)
 	dones[0](DoneInfo{StatusCode: 200, Duration: 25 * time.Millisecond})
 	dones[1](DoneInfo{Err: ErrNotUsed})
 	assert.Zero(t, servers[0].InFlight())
-	speed := 40e6 + (25e6-40e6)/16.0
+	speed := 40e6 + (25e6-40e6)/32.0
 	// The neutral speed is still the first one learnt (it is fed at most
 	// once a millisecond); the estimate is the speed met alone.
 	assert.InDelta(t, speed, float64(b.Estimates()[0].Latency), 1)

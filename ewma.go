@@ -77,6 +77,10 @@ type estimates struct {
 	met bool
 }
 
+// smallPool is the size of pool up to which Adaptive examines every
+// server.
+const smallPool = 4
+
 // staleTarget is the fraction of the neutral estimate that an estimate not
 // refreshed decays toward: below 1, so that a server that stopped getting
 // requests because it was slow is tried again, even when the others are as
@@ -93,6 +97,8 @@ const refEvery = int64(time.Millisecond)
 type estTable struct {
 	st   *poolState
 	ests []*serverEst
+	// meanWeight is the mean weight of st's active servers.
+	meanWeight float64
 }
 
 // serverEst is what a balancer has learnt about one server, with the Done
@@ -105,13 +111,14 @@ type serverEst struct {
 	fail  atomic.Uint64 // Adaptive: failure rate, 0 to 1
 	stamp atomic.Int64  // when last updated (Unix nanoseconds); 0 if never
 	picks atomic.Uint64 // picks of the server
+	share atomic.Uint64 // Adaptive: the pool's mean weight over the server's
 	s     *Server
 	done  func(DoneInfo)
-	_     [cacheLine - 56]byte
 
 	// Adaptive: a Done per bucket of in-flight counts (see bucketOf), so
 	// that the outcome of a pick is filed under the count it met.
 	doneAt *[delayBuckets]func(DoneInfo)
+	_      [2*cacheLine - 72]byte
 }
 
 func f64(u *atomic.Uint64) float64       { return math.Float64frombits(u.Load()) }
@@ -142,6 +149,9 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 		}
 	}
 	t := &estTable{st: st, ests: make([]*serverEst, len(st.active))}
+	if len(st.active) > 0 {
+		t.meanWeight = float64(st.total) / float64(len(st.active))
+	}
 	fresh := 0
 	for _, s := range st.active {
 		if kept[s] == nil {
@@ -156,6 +166,7 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 			block = block[1:]
 			es.bind(e, s)
 		}
+		setF64(&e.share, t.meanWeight/float64(s.weight))
 		t.ests[i] = e
 	}
 	return t
@@ -265,6 +276,12 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 		return PickResult{}, ErrNoServer
 	}
 	now := es.now.Load()
+	if n <= smallPool && maxExtra > 0 {
+		// As cheap as two draws: examine every server, from a random
+		// one so that ties go to any.
+		es.extra.Add(int64(n - 2))
+		return cheapest(es, t, &sp, now, cost, uint64(randN(n)))
+	}
 	for range redraws {
 		i, j := drawPair(randN, n)
 		a, b := active[i], active[j]
@@ -322,14 +339,17 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 		return es.take(t.ests[best]), nil
 	}
 	es.extra.Add(int64(n - 2))
-	return cheapest(es, t, &sp, now, cost)
+	return cheapest(es, t, &sp, now, cost, 0)
 }
 
 // cheapest returns the usable server of t with the lowest cost: the last
 // resort of a pick whose draws found none.
-func cheapest(es *estimates, t *estTable, sp *slowPath, now int64, cost costFunc) (PickResult, error) {
+func cheapest(es *estimates, t *estTable, sp *slowPath, now int64, cost costFunc, start uint64) (PickResult, error) {
 	best, bestCost := -1, 0.0
-	for i, s := range t.st.active {
+	n := uint64(len(t.st.active))
+	for k := range n {
+		i := int((start + k) % n)
+		s := t.st.active[i]
 		w, ok := effectiveWeight(sp, s)
 		if !ok {
 			continue
