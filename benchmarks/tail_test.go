@@ -129,14 +129,20 @@ type tailResult struct {
 	// (jumped[i]).
 	served, after, jumped []int
 	loadBefore, loadAfter string // /proc/loadavg
+	// lags are how late each request was sent, after its scheduled time:
+	// what the machine's load adds before the balancer is involved.
+	lags []time.Duration
 }
 
-func (r *tailResult) percentile(p float64) time.Duration {
-	if len(r.latencies) == 0 {
+func (r *tailResult) percentile(p float64) time.Duration { return pct(r.latencies, p) }
+
+// pct returns percentile p of sorted durations, 0 if there are none.
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(math.Ceil(p*float64(len(r.latencies)))) - 1
-	return r.latencies[max(0, min(i, len(r.latencies)-1))]
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
 // share returns counts[i] over their sum.
@@ -274,6 +280,7 @@ func runTail(t testing.TB, cfg tailConfig, sc tailScenario, tb tailBalancer) *ta
 	send := func(at time.Time) {
 		defer wg.Done()
 		defer inFlight.Add(-1)
+		lag := time.Since(at)
 		resp, err := client.Get(front.URL + "/")
 		var code int
 		if err == nil {
@@ -284,6 +291,7 @@ func runTail(t testing.TB, cfg tailConfig, sc tailScenario, tb tailBalancer) *ta
 		lat := time.Since(at)
 		mu.Lock()
 		defer mu.Unlock()
+		res.lags = append(res.lags, lag)
 		switch {
 		case err != nil && errors.Is(err, context.DeadlineExceeded) || lat >= cfg.timeout:
 			res.timedOut++
@@ -325,6 +333,7 @@ func runTail(t testing.TB, cfg tailConfig, sc tailScenario, tb tailBalancer) *ta
 		res.jumped = append(res.jumped, int(b.jumped.Load()))
 	}
 	slices.Sort(res.latencies)
+	slices.Sort(res.lags)
 	res.loadAfter = loadavg()
 	return res
 }
@@ -369,8 +378,8 @@ func TestTailLatency(t *testing.T) {
 	}
 	t.Logf("%d servers of %d workers, exponential service of mean %v, Poisson arrivals at %.0f/s (%.0f%% of nominal capacity), %v of arrivals a run, no passive health, no retries",
 		cfg.servers, cfg.workers, cfg.service, cfg.rate(), cfg.load*100, per)
-	t.Logf("| scenario | balancer | p50 ms | p99 ms | p99.9 ms | ok | failed | timed out | skipped | share of server 3 | load before → after |")
-	t.Logf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	t.Logf("| scenario | balancer | p50 ms | p99 ms | p99.9 ms | ok | failed | timed out | skipped | share of server 3 | send lag p99 ms | load before → after |")
+	t.Logf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	ran := false
 	results := map[string]map[string]*tailResult{}
 	for _, sc := range tailScenarios {
@@ -390,9 +399,10 @@ func TestTailLatency(t *testing.T) {
 			if sc.name == "jump" {
 				counts, what = r.jumped, "from 2 s after the jump"
 			}
-			t.Logf("| %s | %s | %s | %s | %s | %d | %d | %d | %d | %.2f%% %s | %s → %s |",
+			t.Logf("| %s | %s | %s | %s | %s | %d | %d | %d | %d | %.2f%% %s | %.1f | %s → %s |",
 				sc.name, b.name, r.ms(0.5, cfg), r.ms(0.99, cfg), r.ms(0.999, cfg),
-				r.ok, r.failed, r.timedOut, r.skipped, share(counts, 3)*100, what, r.loadBefore, r.loadAfter)
+				r.ok, r.failed, r.timedOut, r.skipped, share(counts, 3)*100, what,
+				float64(pct(r.lags, 0.99))/float64(time.Millisecond), r.loadBefore, r.loadAfter)
 			assert.Equal(t, r.sent, r.ok+r.failed+r.timedOut+r.skipped, "%s/%s: every request accounted for", sc.name, b.name)
 		}
 	}
@@ -450,4 +460,5 @@ func TestTailHarness(t *testing.T) {
 	assert.Equal(t, r.sent, r.served[0]+r.served[1]+r.served[2]+r.served[3])
 	assert.Len(t, r.latencies, r.ok+r.timedOut)
 	assert.True(t, slices.IsSorted(r.latencies))
+	assert.Len(t, r.lags, r.sent-r.skipped)
 }

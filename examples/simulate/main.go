@@ -2,7 +2,10 @@
 // which traffic. It is a deterministic discrete-event simulation: requests
 // arrive (Poisson, or in bursts), a balancer picks a server through Pick,
 // the server queues and serves them, and Done reports back, all on virtual
-// time, reproducible from a seed, with no sleeps and no sockets.
+// time, reproducible from a seed, with no sleeps and no sockets. Every run
+// includes an oracle, a reference policy that knows each server's true
+// service rate and queue (see simState.expectedDelay), and ends with the
+// goals table of the latency-aware balancers.
 //
 //	go run ./examples/simulate                       # every scenario, text tables
 //	go run ./examples/simulate -scenario slow -load 0.8
