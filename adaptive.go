@@ -110,7 +110,7 @@ func NewAdaptive(pool *Pool, opts ...Option) (*Adaptive, error) {
 	if c.decay == 0 {
 		c.decay = time.Second
 	}
-	a := &Adaptive{es: estimates{pool: pool, met: true}, randN: c.randN, tau: int64(c.decay)}
+	a := &Adaptive{es: estimates{pool: pool, met: true, start: time.Now()}, randN: c.randN, tau: int64(c.decay)}
 	a.es.learn, a.costFn = a.learn, a.cost
 	return a, nil
 }
