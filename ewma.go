@@ -429,8 +429,9 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration teaches nothing. Time is read from the pool's clock
-// ([Pool.SetClock]) in Done only; a pick reads no clock, takes no lock and
+// Duration teaches nothing. Time is read in Done only, from the pool's
+// clock if it has one ([Pool.SetClock], for tests and simulations), else
+// from the monotonic clock; a pick reads no clock, takes no lock and
 // allocates nothing. PeakEWMA is safe for concurrent use.
 type PeakEWMA struct {
 	es     estimates
