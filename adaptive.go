@@ -47,8 +47,9 @@ import (
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration teaches nothing. Time is read from the pool's clock
-// ([Pool.SetClock]) in Done only; a pick reads no clock, takes no lock and
+// Duration teaches nothing. Time is read in Done only, from the pool's
+// clock if it has one ([Pool.SetClock], for tests and simulations), else
+// from the monotonic clock; a pick reads no clock, takes no lock and
 // allocates nothing. Adaptive is safe for concurrent use.
 type Adaptive struct {
 	es     estimates
@@ -110,7 +111,7 @@ func NewAdaptive(pool *Pool, opts ...Option) (*Adaptive, error) {
 	if c.decay == 0 {
 		c.decay = time.Second
 	}
-	a := &Adaptive{es: estimates{pool: pool, met: true}, randN: c.randN, tau: int64(c.decay)}
+	a := &Adaptive{es: estimates{pool: pool, met: true, start: time.Now()}, randN: c.randN, tau: int64(c.decay)}
 	a.es.learn, a.costFn = a.learn, a.cost
 	return a, nil
 }

@@ -75,6 +75,8 @@ type estimates struct {
 	learn func(e *serverEst, info DoneInfo, m float64, now int64)
 	// met makes picks record the in-flight count they meet.
 	met bool
+	// start is when the balancer was made, with its monotonic reading.
+	start time.Time
 }
 
 // smallPool is the size of pool up to which Adaptive examines every
@@ -192,7 +194,7 @@ func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 		// A success without a duration teaches nothing, and spares the
 		// clock.
 		if (info.Duration > 0 || isFailure(info)) && info.Err != ErrNotUsed && !clientFault(info.Err) {
-			now := es.pool.now().UnixNano()
+			now := es.clock()
 			es.learn(e, info, m, now)
 			if last := es.now.Load(); now-last >= refEvery || now < last {
 				if es.now.CompareAndSwap(last, now) {
@@ -202,6 +204,16 @@ func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 		}
 		s.done(info)
 	}
+}
+
+// clock returns the time for a Done (Unix nanoseconds): the pool's clock
+// if it has one (Pool.SetClock), else the time at the balancer's making
+// plus the monotonic time elapsed since, which costs half a time.Now.
+func (es *estimates) clock() int64 {
+	if f := es.pool.clock.Load(); f != nil {
+		return (*f)().UnixNano()
+	}
+	return es.start.UnixNano() + int64(time.Since(es.start))
 }
 
 // feedRef moves the neutral estimate toward e's.
@@ -417,8 +429,9 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration teaches nothing. Time is read from the pool's clock
-// ([Pool.SetClock]) in Done only; a pick reads no clock, takes no lock and
+// Duration teaches nothing. Time is read in Done only, from the pool's
+// clock if it has one ([Pool.SetClock], for tests and simulations), else
+// from the monotonic clock; a pick reads no clock, takes no lock and
 // allocates nothing. PeakEWMA is safe for concurrent use.
 type PeakEWMA struct {
 	es     estimates
@@ -440,7 +453,7 @@ func NewPeakEWMA(pool *Pool, opts ...Option) (*PeakEWMA, error) {
 	if c.decay == 0 {
 		c.decay = 10 * time.Second
 	}
-	p := &PeakEWMA{es: estimates{pool: pool}, randN: c.randN, tau: int64(c.decay)}
+	p := &PeakEWMA{es: estimates{pool: pool, start: time.Now()}, randN: c.randN, tau: int64(c.decay)}
 	p.es.learn, p.costFn = p.learn, p.cost
 	return p, nil
 }
