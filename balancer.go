@@ -92,6 +92,8 @@ type config struct {
 	bound    float64  // ConsistentHash: WithBoundedLoad
 	fallback Balancer // ConsistentHash: WithFallback
 	set      optionSet
+
+	decay time.Duration // PeakEWMA, Adaptive: WithDecay
 }
 
 // optionSet names options, for the constructors to say which they take.
@@ -101,9 +103,10 @@ const (
 	optStart optionSet = 1 << iota
 	optBound
 	optFallback
+	optDecay
 )
 
-var optionNames = map[optionSet]string{optStart: "WithStart", optBound: "WithBoundedLoad", optFallback: "WithFallback"}
+var optionNames = map[optionSet]string{optStart: "WithStart", optBound: "WithBoundedLoad", optFallback: "WithFallback", optDecay: "WithDecay"}
 
 // WithRand sets the source of random numbers: f(n) must return a value in
 // [0, n). Balancers use it for random picks, tie-breaks and the starting

@@ -18,6 +18,11 @@
 //     LeastConn's balance at O(1) cost.
 //   - [ConsistentHash] sends equal keys (client address, header, cookie,
 //     path) to the same server, with bounded loads as an option.
+//   - [PeakEWMA] weighs two random servers by a peak-EWMA latency estimate
+//     times their requests in flight (Finagle's and Linkerd's balancer).
+//   - [Adaptive] learns each server's speed and failure rate from Done and
+//     takes the server of shortest expected delay among two random ones
+//     (more when both are slow).
 //
 // [Proxy] turns any balancer into an [http.Handler], with safe retries,
 // passive health checks and sticky cookies; [HealthChecker] probes the
@@ -46,7 +51,8 @@
 //	// ... use res.Server ...
 //
 // Done decrements the in-flight count (which LeastConn and P2C compare) and
-// records the outcome in the server's [Stats]. This is gRPC's Pick/Done
+// records the outcome in the server's [Stats]; PeakEWMA and Adaptive learn
+// from its [DoneInfo], so a caller should fill it. This is gRPC's Pick/Done
 // model: it keeps the load-aware algorithms right under concurrency, and it
 // works for callers that are not HTTP at all.
 package lb

@@ -80,6 +80,8 @@ var algorithms = []algorithm{
 	{"Random", adapt(NewRandom), false},
 	{"LeastConn", adapt(NewLeastConn), false},
 	{"P2C", adapt(NewP2C), false},
+	{"PeakEWMA", adapt(NewPeakEWMA), false},
+	{"Adaptive", adapt(NewAdaptive), false},
 	{"ConsistentHash", func(p *Pool, opts ...Option) (Balancer, error) {
 		h, err := NewConsistentHash(p, KeyHeader("X-Key"), opts...)
 		if err != nil {

@@ -41,7 +41,7 @@ func TestSlowStartShares(t *testing.T) {
 				b, err := alg.new(p, append(alg.startAtZero(), seeded(21))...)
 				require.NoError(t, err)
 				measure := func() float64 {
-					if alg.name == "LeastConn" || alg.name == "P2C" {
+					if alg.name == "LeastConn" || alg.name == "P2C" || alg.name == "PeakEWMA" || alg.name == "Adaptive" {
 						// Load-aware: the share of what is in flight.
 						return heldShare(t, b, 2000, "s1")
 					}

@@ -16,6 +16,27 @@ type PoolStatus struct {
 	Available int `json:"available"`
 	// Servers holds each member's statistics, in pool order.
 	Servers []Stats `json:"servers"`
+	// Estimates holds, for each latency-aware balancer given to
+	// StatusHandler, its estimate of each server it may pick.
+	Estimates []BalancerEstimates `json:"estimates,omitempty"`
+}
+
+// BalancerEstimates is what one latency-aware balancer estimates of the
+// servers, as [StatusHandler] serves it.
+type BalancerEstimates struct {
+	// Balancer is the name StatusEstimator gave it.
+	Balancer string `json:"balancer"`
+	// Servers holds its estimates, in pool order.
+	Servers []Estimate `json:"servers"`
+}
+
+// A StatusEstimator names a balancer whose estimates [StatusHandler]
+// shows beside the pool's state: a [PeakEWMA] or an [Adaptive], say.
+type StatusEstimator struct {
+	// Name names the balancer on the page, as its route does.
+	Name string
+	// Estimator is the balancer.
+	Estimator Estimator
 }
 
 // Status returns a snapshot of the pool's state.
@@ -36,7 +57,10 @@ func (p *Pool) Status() PoolStatus {
 // latency. It answers with JSON ([PoolStatus]), or with a small
 // self-contained HTML page when the client prefers text/html (a browser).
 // It is read-only; mount it where only operators can reach it.
-func StatusHandler(pool *Pool) http.Handler {
+//
+// For each of estimators (which may be none), it also shows the
+// balancer's latency estimate of each server.
+func StatusHandler(pool *Pool, estimators ...StatusEstimator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -44,6 +68,11 @@ func StatusHandler(pool *Pool) http.Handler {
 			return
 		}
 		status := pool.Status()
+		for _, e := range estimators {
+			if e.Estimator != nil {
+				status.Estimates = append(status.Estimates, BalancerEstimates{Balancer: e.Name, Servers: e.Estimator.Estimates()})
+			}
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		if wantsHTML(r) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -97,7 +126,11 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 <table><thead><tr><th>Server</th><th>URL</th><th>State</th><th>Weight</th><th>In flight</th><th>Requests</th><th>Failures</th><th>Last latency</th></tr></thead><tbody>
 {{range .Servers}}<tr><td>{{.Name}}</td><td>{{if .URL}}{{.URL}}{{else}}in process{{end}}</td><td class="{{class .}}">{{state .}}</td><td class="n">{{.Weight}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.Requests}}</td><td class="n">{{.Failures}}</td><td class="n">{{ms .LastLatency}}</td></tr>
 {{end}}</tbody></table>
-</body></html>
+{{range .Estimates}}<h2>{{.Balancer}}: latency estimates</h2>
+<table><thead><tr><th>Server</th><th>Estimate</th><th>Failure rate</th></tr></thead><tbody>
+{{range .Servers}}<tr><td>{{.Server}}</td><td class="n">{{if .Observed}}{{ms .Latency}}{{else}}{{ms .Latency}} (neutral){{end}}</td><td class="n">{{printf "%.2f" .Failures}}</td></tr>
+{{end}}</tbody></table>
+{{end}}</body></html>
 `))
 
 // serverState names the state of a server for the status page.

@@ -9,7 +9,9 @@
 //
 // With no flags it starts three demo backends in process on 127.0.0.1
 // (gamma answers 50 ms slower than the others, so least-connections and
-// P2C visibly favour alpha and beta). -backend URL[=weight], repeated,
+// P2C visibly favour alpha and beta, and /peak-ewma/ and /adaptive/, which
+// learn each backend's latency, all but avoid gamma; /status shows their
+// estimates). -backend URL[=weight], repeated,
 // balances real servers instead.
 package main
 
@@ -186,7 +188,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-var routeNames = []string{"round-robin", "least-connections", "random", "weighted", "p2c", "hash", "sticky"}
+var routeNames = []string{"round-robin", "least-connections", "random", "weighted", "p2c", "peak-ewma", "adaptive", "hash", "sticky"}
 
 // userKey keys /hash/ by the X-User header, or else by the client's
 // address.
@@ -209,16 +211,22 @@ func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
 		"random":            adapt(lb.NewRandom),
 		"weighted":          adapt(lb.NewWeightedRoundRobin),
 		"p2c":               adapt(lb.NewP2C),
+		"peak-ewma":         adapt(lb.NewPeakEWMA),
+		"adaptive":          adapt(lb.NewAdaptive),
 		"hash": func(p *lb.Pool, opts ...lb.Option) (lb.Balancer, error) {
 			return lb.NewConsistentHash(p, userKey(), append(opts, lb.WithBoundedLoad(1.25))...)
 		},
 		"sticky": adapt(lb.NewRoundRobin),
 	}
 	mux := http.NewServeMux()
+	var estimators []lb.StatusEstimator
 	for _, name := range routeNames {
 		b, err := balancers[name](pool)
 		if err != nil {
 			return nil, err
+		}
+		if e, ok := b.(lb.Estimator); ok {
+			estimators = append(estimators, lb.StatusEstimator{Name: "/" + name + "/", Estimator: e})
 		}
 		opts := []lb.ProxyOption{lb.WithLogger(logger)}
 		if name == "sticky" {
@@ -230,7 +238,7 @@ func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
 		}
 		mux.Handle("/"+name+"/", http.StripPrefix("/"+name, proxy))
 	}
-	mux.Handle("GET /status", lb.StatusHandler(pool))
+	mux.Handle("GET /status", lb.StatusHandler(pool, estimators...))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "lb demo: one pool, one balancer per route")
 		for _, name := range routeNames {

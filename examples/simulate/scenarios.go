@@ -67,4 +67,53 @@ var scenarios = []scenario{
 			return s
 		}(),
 	},
+	{
+		name:    "het",
+		title:   "16 servers, 4 of them at 0.25× speed",
+		servers: slowServers(16, 4),
+		loads:   []float64{0.8, 0.9},
+	},
+	{
+		name:      "herd-het",
+		title:     "8 independent balancers over het's 16 servers, 4 at 0.25× speed",
+		servers:   slowServers(16, 4),
+		instances: 8,
+		loads:     []float64{0.8, 0.9},
+	},
+	{
+		name:    "half-slow",
+		title:   "16 servers, 8 of them at 0.25× speed",
+		servers: slowServers(16, 8),
+		loads:   []float64{0.8, 0.9},
+	},
+	{
+		name:  "fast-fail",
+		title: "4 servers, one answers every request with a 503 in 1 ms, no health checks",
+		servers: func() []serverSpec {
+			s := equalServers(4)
+			s[3].failFast = true
+			return s
+		}(),
+		// Loads are fractions of the three servers that answer.
+		loads: []float64{0.5, 0.8},
+	},
+	{
+		name:    "shift",
+		title:   "4 servers, one 20× slower from 25% to 50% of the run (30 s of 120), then back",
+		servers: equalServers(4),
+		shift:   &shift{server: 3, start: 0.25, end: 0.5, factor: 20},
+		// While it is slow, capacity is 76% of the nominal one.
+		loads:     []float64{0.5, 0.7},
+		chartLoad: 0.7,
+	},
+}
+
+// slowServers returns n servers of 4 workers and 10 ms mean service, the
+// last slow of them at 0.25× speed.
+func slowServers(n, slow int) []serverSpec {
+	s := equalServers(n)
+	for i := n - slow; i < n; i++ {
+		s[i].slowdown = 4
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"time"
 
@@ -26,6 +27,23 @@ type scenario struct {
 	failure *failure
 	// chartLoad is the load its charts show, if not 80%.
 	chartLoad float64
+	// loads are the loads it runs at when -load is not given; nil means
+	// defaultLoads.
+	loads []float64
+	// shift, if set, slows one server down for a while.
+	shift *shift
+}
+
+// defaultLoads are the loads of a scenario that does not name its own.
+var defaultLoads = []float64{0.5, 0.8, 0.95}
+
+// shift makes server factor times slower from start to end (fractions of
+// the run): requests that begin service in that window take factor times
+// longer on average.
+type shift struct {
+	server     int
+	start, end float64
+	factor     float64
 }
 
 // serverSpec is one simulated server: workers requests served at once, each
@@ -35,7 +53,13 @@ type serverSpec struct {
 	service  float64
 	slowdown float64 // 1 when normal
 	weight   int
+	// failFast servers answer every request with a 503 after 1 ms,
+	// without queueing; no health check takes them out.
+	failFast bool
 }
+
+// failFastTime is how long a failFast server takes to answer, in seconds.
+const failFastTime = 0.001
 
 // failure takes server down from start to end (fractions of the run); the
 // health check notices detect seconds after each change. On recovery the
@@ -51,11 +75,14 @@ type failure struct {
 	slowStart  float64
 }
 
-// capacity is the scenario's throughput at full load, in requests a second.
+// capacity is the scenario's throughput at full load, in requests a second:
+// what its servers that answer can serve, before any shift.
 func (sc scenario) capacity() float64 {
 	c := 0.0
 	for _, s := range sc.servers {
-		c += float64(s.workers) / (s.service * s.slowdown)
+		if !s.failFast {
+			c += float64(s.workers) / (s.service * s.slowdown)
+		}
 	}
 	return c
 }
@@ -66,23 +93,47 @@ type algorithm struct {
 	new  func(pool *lb.Pool, rnd *rand.Rand) (lb.Balancer, error)
 	// keyed balancers pick by a request key.
 	keyed bool
+	// oracle marks the reference policy, which the simulator itself
+	// implements from the servers' true state (see oracleDelay); new is
+	// nil.
+	oracle bool
+	// candidates is how many servers a pick examines, for balancers that
+	// examine a fixed number and do not report it (see candidateReporter).
+	candidates func(servers int) float64
 }
 
+// candidateReporter is implemented by balancers that count the servers
+// they examine: picks made and candidates examined since construction.
+type candidateReporter interface {
+	CandidateStats() (picks, candidates uint64)
+}
+
+func one(int) float64     { return 1 }
+func two(int) float64     { return 2 }
+func every(n int) float64 { return float64(n) }
+
 var algorithms = []algorithm{
-	{name: "round-robin", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+	{name: "oracle", oracle: true, candidates: every},
+	{name: "round-robin", candidates: one, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewRoundRobin(p, lb.WithRand(r.IntN))
 	}},
-	{name: "weighted-rr", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+	{name: "weighted-rr", candidates: one, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewWeightedRoundRobin(p, lb.WithRand(r.IntN))
 	}},
-	{name: "random", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+	{name: "random", candidates: one, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewRandom(p, lb.WithRand(r.IntN))
 	}},
-	{name: "least-conn", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+	{name: "least-conn", candidates: every, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewLeastConn(p, lb.WithRand(r.IntN))
 	}},
-	{name: "p2c", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+	{name: "p2c", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewP2C(p, lb.WithRand(r.IntN))
+	}},
+	{name: "peak-ewma", candidates: two, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+		return lb.NewPeakEWMA(p, lb.WithRand(r.IntN))
+	}},
+	{name: "adaptive", new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
+		return lb.NewAdaptive(p, lb.WithRand(r.IntN))
 	}},
 	{name: "hash-bounded", keyed: true, new: func(p *lb.Pool, r *rand.Rand) (lb.Balancer, error) {
 		return lb.NewConsistentHash(p, lb.KeyHeader("X-Key"), lb.WithRand(r.IntN), lb.WithBoundedLoad(1.25))
@@ -100,8 +151,29 @@ type result struct {
 	share               []float64 // fraction of picks per server
 	peak                []int     // peak requests at each server (queued or in service)
 	unhealthy           int       // requests sent to a server that was down
+	failed              int       // requests answered with an error by a failFast server
 	rejected            int       // requests with no server to pick
+	// candidates is the mean number of servers examined per pick, NaN
+	// when the balancer does not say.
+	candidates float64
+	// failShare is the share of picks made after the first second that
+	// went to a failFast server.
+	failShare float64
+	// bins counts picks per server in binWidth intervals of the run.
+	bins [][]int
+	// For a shift scenario: seconds from the start of the shift to the end
+	// of the first bin in which the slowed server's share is below a
+	// quarter of its fair share, and from the end of the shift to the end
+	// of the first bin in which it is back to at least 80% of it; NaN if
+	// never. shiftShare and recoveredShare are its mean shares, as
+	// fractions of the fair share, from 2 s after the shift starts to its
+	// end, and from 10 s after it ends to the end of the run.
+	shiftBelow, shiftBack      float64
+	shiftShare, recoveredShare float64
 }
+
+// binWidth is the width, in seconds, of the intervals picks are counted in.
+const binWidth = 0.5
 
 func (r *result) percentile(p float64) float64 {
 	if len(r.latencies) == 0 {
@@ -141,6 +213,7 @@ type request struct {
 	server  int
 	pick    lb.PickResult
 	started bool
+	failed  bool // answered by a failFast server
 }
 
 type eventQueue []*event
@@ -183,6 +256,7 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		all   []*lb.Server
 	}
 	insts := make([]instance, instances)
+	st := simState{sc: sc, busy: make([]int, n), queued: make([][]*request, n), down: make([]bool, n), recoveredAt: math.Inf(-1)}
 	for k := range insts {
 		pool := new(lb.Pool)
 		pool.SetClock(clock)
@@ -198,9 +272,14 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 			in.index[s] = i
 			in.all = append(in.all, s)
 		}
-		b, err := alg.new(pool, rand.New(rand.NewPCG(seed, uint64(k)+1)))
-		if err != nil {
-			return nil, err
+		var b lb.Balancer
+		if alg.oracle {
+			b = oracle(in.all, rand.New(rand.NewPCG(seed, uint64(k)+1)), &st)
+		} else {
+			var err error
+			if b, err = alg.new(pool, rand.New(rand.NewPCG(seed, uint64(k)+1))); err != nil {
+				return nil, err
+			}
 		}
 		in.bal = b
 		in.hash, _ = b.(*lb.ConsistentHash)
@@ -208,11 +287,13 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 	}
 
 	res := &result{scenario: sc.name, algorithm: alg.name, load: load, share: make([]float64, n), peak: make([]int, n)}
-	busy := make([]int, n)
-	queued := make([][]*request, n)
+	busy, queued, down := st.busy, st.queued, st.down
 	picks := make([]int, n)
-	down := make([]bool, n)
-	recoveredAt := math.Inf(-1)
+	res.bins = make([][]int, int(math.Ceil(duration/binWidth)))
+	for b := range res.bins {
+		res.bins[b] = make([]int, n)
+	}
+	failPicks, latePicks := 0, 0
 
 	var q eventQueue
 	var seq uint64
@@ -231,12 +312,8 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		return rate
 	}
 	serviceTime := func(i int) float64 {
-		spec := sc.servers[i]
-		mean := spec.service * spec.slowdown
-		if f := sc.failure; f != nil && f.server == i && now >= recoveredAt {
-			mean *= 1 + (f.warmup-1)*math.Exp(-(now-recoveredAt)/f.cool)
-		}
-		return rnd.ExpFloat64() * mean
+		st.now = now
+		return rnd.ExpFloat64() * st.meanService(i)
 	}
 	start := func(r *request) {
 		r.started = true
@@ -250,6 +327,9 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		push(f.start*duration+f.detect, evDetect, nil)
 		push(f.end*duration, evUp, nil)
 		push(f.end*duration+f.detect, evRecovery, nil)
+	}
+	if sh := sc.shift; sh != nil {
+		st.shiftStart, st.shiftEnd = sh.start*duration, sh.end*duration
 	}
 	keyBuf := make([]string, 10_000)
 	for i := range keyBuf {
@@ -268,6 +348,7 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 			}
 			res.requests++
 			in := insts[rnd.IntN(instances)]
+			st.now = now
 			var pick lb.PickResult
 			var err error
 			if in.hash != nil {
@@ -281,12 +362,24 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 			}
 			i := in.index[pick.Server]
 			picks[i]++
+			res.bins[min(int(now/binWidth), len(res.bins)-1)][i]++
+			if now >= 1 {
+				latePicks++
+				if sc.servers[i].failFast {
+					failPicks++
+				}
+			}
 			if down[i] {
 				res.unhealthy++
 				pick.Done(lb.DoneInfo{Err: errServerDown})
 				continue
 			}
 			r := &request{arrive: now, server: i, pick: pick}
+			if sc.servers[i].failFast {
+				r.failed = true
+				push(now+failFastTime, evDone, r)
+				continue
+			}
 			if busy[i] < sc.servers[i].workers {
 				start(r)
 			} else {
@@ -296,6 +389,11 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		case evDone:
 			r := e.req
 			i := r.server
+			if r.failed {
+				res.failed++
+				r.pick.Done(lb.DoneInfo{StatusCode: 503, Duration: time.Duration(failFastTime * float64(time.Second))})
+				continue
+			}
 			busy[i]--
 			lat := now - r.arrive
 			r.pick.Done(lb.DoneInfo{StatusCode: 200, Duration: time.Duration(lat * float64(time.Second))})
@@ -331,7 +429,7 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 			}
 		case evUp:
 			down[sc.failure.server] = false
-			recoveredAt = now
+			st.recoveredAt = now
 		case evRecovery:
 			for _, in := range insts {
 				s := in.all[sc.failure.server]
@@ -350,6 +448,27 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		res.share[i] = float64(p) / float64(max(1, total))
 	}
 	res.picks = picks
+	res.failShare = float64(failPicks) / float64(max(1, latePicks))
+	res.candidates = math.NaN()
+	var cpicks, ccands uint64
+	for _, in := range insts {
+		if cr, ok := in.bal.(candidateReporter); ok {
+			p, c := cr.CandidateStats()
+			cpicks += p
+			ccands += c
+		}
+	}
+	switch {
+	case cpicks > 0:
+		res.candidates = float64(ccands) / float64(cpicks)
+	case alg.candidates != nil:
+		res.candidates = alg.candidates(n)
+	}
+	res.shiftBelow, res.shiftBack = math.NaN(), math.NaN()
+	res.shiftShare, res.recoveredShare = math.NaN(), math.NaN()
+	if sh := sc.shift; sh != nil {
+		res.measureShift(sh.server, st.shiftStart, st.shiftEnd, duration)
+	}
 	slices.Sort(res.latencies)
 	for _, in := range insts {
 		for _, s := range in.all {
@@ -359,4 +478,136 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		}
 	}
 	return res, nil
+}
+
+// simState is the servers' true state, which only the oracle reads.
+type simState struct {
+	sc     scenario
+	now    float64
+	busy   []int        // requests in service, per server
+	queued [][]*request // requests waiting, per server, in order
+	down   []bool
+	// recoveredAt is when the failing server came back; shiftStart and
+	// shiftEnd bound the shift (both zero without one).
+	recoveredAt          float64
+	shiftStart, shiftEnd float64
+}
+
+// meanService is server i's true mean service time at st.now, in seconds.
+func (st *simState) meanService(i int) float64 {
+	spec := st.sc.servers[i]
+	mean := spec.service * spec.slowdown
+	if f := st.sc.failure; f != nil && f.server == i && st.now >= st.recoveredAt {
+		mean *= 1 + (f.warmup-1)*math.Exp(-(st.now-st.recoveredAt)/f.cool)
+	}
+	if sh := st.sc.shift; sh != nil && sh.server == i && st.now >= st.shiftStart && st.now < st.shiftEnd {
+		mean *= sh.factor
+	}
+	return mean
+}
+
+// expectedDelay is the expected time from now until a request sent to
+// server i now would be answered, knowing the true state. A server has c
+// workers serving one FIFO queue; service times are exponential of mean
+// m (memoryless, so time already spent in service does not matter). With
+// k requests at the server (in service or waiting): if k < c the request
+// starts at once, and E = m; otherwise it starts after k-c+1 more
+// completions, which come at rate c/m, so E = m + (k-c+1)·m/c. A server
+// that is down or fails every request has an infinite delay.
+func (st *simState) expectedDelay(i int) float64 {
+	spec := st.sc.servers[i]
+	if st.down[i] || spec.failFast {
+		return math.Inf(1)
+	}
+	m := st.meanService(i)
+	c := spec.workers
+	k := st.busy[i] + len(st.queued[i])
+	if k < c {
+		return m
+	}
+	return m + float64(k-c+1)*m/float64(c)
+}
+
+// oracle is the reference policy: it sends each request to the server with
+// the shortest expected delay (expectedDelay), from the true service rates
+// and the true number of requests at every server, over all instances (so
+// it is a single, centralised scheduler even when the scenario has several
+// balancers), ties broken at random. It is greedy: the best choice for
+// each request on its own, not a proof of the best possible tail, but it is
+// what a balancer that knew everything would do, and the line to reach.
+func oracle(servers []*lb.Server, rnd *rand.Rand, st *simState) lb.Balancer {
+	return lb.BalancerFunc(func(*http.Request) (lb.PickResult, error) {
+		best, ties := -1, 0
+		bestDelay := math.Inf(1)
+		for i := range servers {
+			d := st.expectedDelay(i)
+			switch {
+			case d < bestDelay:
+				best, bestDelay, ties = i, d, 1
+			case d == bestDelay && best >= 0:
+				ties++
+				if rnd.IntN(ties) == 0 {
+					best = i
+				}
+			}
+		}
+		if best < 0 {
+			return lb.PickResult{}, lb.ErrNoServer
+		}
+		return servers[best].Acquire(), nil
+	})
+}
+
+// measureShift fills the shift measurements of r (see result) for server i,
+// slowed from start to end seconds of a run of duration seconds.
+func (r *result) measureShift(i int, start, end, duration float64) {
+	fair := 1 / float64(len(r.share))
+	binShare := func(b int) (float64, bool) {
+		total := 0
+		for _, p := range r.bins[b] {
+			total += p
+		}
+		if total == 0 {
+			return 0, false
+		}
+		return float64(r.bins[b][i]) / float64(total), true
+	}
+	for b := range r.bins {
+		lo, hi := float64(b)*binWidth, float64(b+1)*binWidth
+		if lo < start || lo >= end {
+			continue
+		}
+		if s, ok := binShare(b); ok && s < fair/4 {
+			r.shiftBelow = hi - start
+			break
+		}
+	}
+	for b := range r.bins {
+		lo, hi := float64(b)*binWidth, float64(b+1)*binWidth
+		if lo < end {
+			continue
+		}
+		if s, ok := binShare(b); ok && s >= 0.8*fair {
+			r.shiftBack = hi - end
+			break
+		}
+	}
+	mean := func(from, to float64) float64 {
+		picks, total := 0, 0
+		for b, bin := range r.bins {
+			if lo := float64(b) * binWidth; lo < from || lo >= to {
+				continue
+			}
+			picks += bin[i]
+			for _, p := range bin {
+				total += p
+			}
+		}
+		if total == 0 {
+			return math.NaN()
+		}
+		return float64(picks) / float64(total) / fair
+	}
+	r.shiftShare = mean(start+2, end)
+	r.recoveredShare = mean(end+10, duration)
 }
