@@ -585,6 +585,14 @@ func (p *TCPProxy) pick(req *http.Request, key string, tried []*Server) (PickRes
 		if err != nil {
 			return PickResult{}, false
 		}
+		if res.Server == nil || res.Done == nil {
+			// A custom balancer's broken result: as the HTTP proxy does,
+			// no server for this connection.
+			if res.Done != nil {
+				res.Done(DoneInfo{Err: ErrNotUsed})
+			}
+			return PickResult{}, false
+		}
 		if usable(res.Server) {
 			return res, true
 		}
@@ -606,7 +614,8 @@ func (p *TCPProxy) pick(req *http.Request, key string, tried []*Server) (PickRes
 	if best == nil {
 		return PickResult{}, false
 	}
-	return best.Acquire(), true
+	res := best.Acquire() // no Server if a drain of best has begun
+	return res, res.Server != nil
 }
 
 func serverIn(list []*Server, s *Server) bool {

@@ -1,0 +1,103 @@
+package lb
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTCPProxyBalancerReturnsNothing: a custom balancer that returns no
+// server (or no Done) and no error, as one that passes on a failed
+// Server.Acquire does, gets the connection closed, as the HTTP proxy
+// answers 503; the proxy does not panic.
+func TestTCPProxyBalancerReturnsNothing(t *testing.T) {
+	servers := tcpServers(t, "127.0.0.1:1")
+	for name, res := range map[string]PickResult{
+		"no server and no Done": {},
+		"no Done":               {Server: servers[0]},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := NewTCPProxy(BalancerFunc(func(*http.Request) (PickResult, error) { return res, nil }),
+				WithTCPLogger(discardLogger()))
+			require.NoError(t, err)
+			defer p.Close()
+			req := &http.Request{RemoteAddr: "127.0.0.1:1234", Header: http.Header{}}
+			require.NotPanics(t, func() {
+				_, ok := p.pick(req, "127.0.0.1", nil)
+				assert.False(t, ok)
+			})
+		})
+	}
+}
+
+// TestTCPProxyFallbackDrainRace: the fallback pick (the least loaded
+// untried server of the pool) may find its server draining by the time it
+// counts it; Acquire then returns no server, which pick must not hand on
+// as a server to dial. The drain flag flips on another goroutine, so the
+// race is hit by chance: a bounded number of tries.
+func TestTCPProxyFallbackDrainRace(t *testing.T) {
+	h, err := NewHandlerServer("handler", http.NotFoundHandler())
+	require.NoError(t, err)
+	a := tcpServers(t, "127.0.0.1:1")[0]
+	pool, err := NewPool(h, a)
+	require.NoError(t, err)
+	// The balancer only ever names the handler server, which the proxy
+	// cannot use: every pick ends in the fallback.
+	b := poolBalancerFunc{pool: pool, f: func(*http.Request) (PickResult, error) { return h.Acquire(), nil }}
+	p, err := NewTCPProxy(b, WithTCPLogger(discardLogger()))
+	require.NoError(t, err)
+	defer p.Close()
+
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		for {
+			select {
+			case <-stop:
+				a.clearFlag(flagDraining)
+				return
+			default:
+				a.setFlag(flagDraining)
+				a.clearFlag(flagDraining)
+			}
+		}
+	}()
+	req := &http.Request{RemoteAddr: "127.0.0.1:1234", Header: http.Header{}}
+	var bad int
+	for i := 0; i < 200_000 && bad == 0; i++ {
+		res, ok := p.pick(req, "", nil)
+		if !ok {
+			continue
+		}
+		if res.Server == nil {
+			bad++
+			continue
+		}
+		res.Done(DoneInfo{Err: ErrNotUsed})
+	}
+	close(stop)
+	<-flipped
+	assert.Zero(t, bad, "pick reported a server and returned none")
+	assert.Zero(t, a.InFlight())
+	assert.Zero(t, h.InFlight())
+}
+
+// TestWithTCPPassiveHealthTooManyFailures: a failure count above what the
+// server's counter holds is an error naming it, as for WithPassiveHealth,
+// rather than a count cut to 32 bits (2^32 would eject at the first
+// failure).
+func TestWithTCPPassiveHealthTooManyFailures(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("int is 32 bits")
+	}
+	big := math.MaxInt32 + 1
+	_, err := NewTCPProxy(BalancerFunc(nil), WithTCPPassiveHealth(big, time.Second))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), fmt.Sprint(big))
+}
