@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -117,13 +118,20 @@ func WithDialRetries(n int) TCPOption {
 	}
 }
 
+// MaxIdleTimeout is the longest idle timeout [WithIdleTimeout] accepts.
+const MaxIdleTimeout = time.Duration(1 << 62) // about 146 years
+
 // WithIdleTimeout closes a connection, both sides, when no byte has moved
 // either way for d. The proxy checks every d/4, so the connection is closed
-// between d and 1.5·d after its last byte. The default is no idle timeout.
+// between d and 1.5·d after its last byte. The default is no idle timeout;
+// d may be up to [MaxIdleTimeout].
 func WithIdleTimeout(d time.Duration) TCPOption {
 	return func(o *tcpOptions) error {
 		if d < 0 {
 			return fmt.Errorf("WithIdleTimeout: negative duration %v", d)
+		}
+		if d > MaxIdleTimeout {
+			return fmt.Errorf("WithIdleTimeout: duration %v is above the maximum %v", d, MaxIdleTimeout)
 		}
 		o.idle = d
 		return nil
@@ -200,12 +208,15 @@ func WithAcceptProxyProtocol(prefixes ...netip.Prefix) TCPOption {
 // the same cap: at most [DefaultMaxEjectionPercent] of the balancer's pool
 // out at once (see [WithMaxEjectionPercent]), and none with a balancer
 // that is not a [PoolBalancer]. The defaults are [DefaultFailures] and
-// [DefaultCooldown]; failures 0 turns passive health off. A successful
-// dial resets the count.
+// [DefaultCooldown]; failures 0 turns passive health off. failures may be
+// up to 2^31-1. A successful dial resets the count.
 func WithTCPPassiveHealth(failures int, cooldown time.Duration) TCPOption {
 	return func(o *tcpOptions) error {
 		if failures < 0 {
 			return fmt.Errorf("WithTCPPassiveHealth: negative failure count %d", failures)
+		}
+		if failures > math.MaxInt32 {
+			return fmt.Errorf("WithTCPPassiveHealth: failure count %d is above the maximum %d", failures, math.MaxInt32)
 		}
 		if failures > 0 && cooldown <= 0 {
 			return fmt.Errorf("WithTCPPassiveHealth: cool-down %v is not positive", cooldown)

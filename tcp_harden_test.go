@@ -101,3 +101,15 @@ func TestWithTCPPassiveHealthTooManyFailures(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), fmt.Sprint(big))
 }
+
+// TestWithIdleTimeoutTooLong: an idle timeout so long that the proxy's
+// deadline arithmetic (the timeout plus a quarter of it) would overflow is
+// an error naming it; it used to put every write deadline in the past, so
+// that each connection was cut at its first byte.
+func TestWithIdleTimeoutTooLong(t *testing.T) {
+	_, err := NewTCPProxy(BalancerFunc(nil), WithIdleTimeout(math.MaxInt64))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), time.Duration(math.MaxInt64).String())
+	_, err = NewTCPProxy(BalancerFunc(nil), WithIdleTimeout(MaxIdleTimeout))
+	require.NoError(t, err)
+}
