@@ -203,7 +203,8 @@ func WithAcceptProxyProtocol(prefixes ...netip.Prefix) TCPOption {
 }
 
 // WithTCPPassiveHealth ejects a server for cooldown after failures
-// consecutive failed dials, like [WithPassiveHealth] for a [Proxy] (the
+// consecutive failed dials (a dial that fails for want of the proxy's own
+// file descriptors, ephemeral ports or buffers does not count), like [WithPassiveHealth] for a [Proxy] (the
 // ejection is the same state of the server, shared by both), and within
 // the same cap: at most [DefaultMaxEjectionPercent] of the balancer's pool
 // out at once (see [WithMaxEjectionPercent]), and none with a balancer
@@ -560,12 +561,30 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) 
 			return nil, PickResult{}, time.Time{}, false
 		}
 		err = fmt.Errorf("lb: TCP dial %s: %w", s.Name(), err)
-		res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
-		p.observe(s, DoneInfo{Err: err})
+		if localDialError(err) {
+			// The proxy's own shortage (as a flood of clients causes)
+			// says nothing about the server: no failure, no ejection.
+			res.Done(DoneInfo{Err: ErrNotUsed})
+		} else {
+			res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
+			p.observe(s, DoneInfo{Err: err})
+		}
 		p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: TCP dial failed",
 			slog.String("server", s.Name()), slog.Any("error", err))
 	}
 	return nil, PickResult{}, time.Time{}, false
+}
+
+// localDialError reports whether a dial failed for want of a resource of
+// the proxy's own host: file descriptors, ephemeral ports, buffer space or
+// memory.
+func localDialError(err error) bool {
+	for _, e := range [...]syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.EADDRNOTAVAIL, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // observe feeds a dial's outcome to passive health.

@@ -1,9 +1,15 @@
 package lb
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
+	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,4 +118,47 @@ func TestWithIdleTimeoutTooLong(t *testing.T) {
 	assert.Contains(t, err.Error(), time.Duration(math.MaxInt64).String())
 	_, err = NewTCPProxy(BalancerFunc(nil), WithIdleTimeout(MaxIdleTimeout))
 	require.NoError(t, err)
+}
+
+// withTCPDial replaces the proxy's dialer.
+func withTCPDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) TCPOption {
+	return func(o *tcpOptions) error { o.dial = dial; return nil }
+}
+
+// TestTCPProxyLocalDialErrors: a dial that fails for want of a local
+// resource (file descriptors, ephemeral ports, buffers), as a flood of
+// client connections causes, says nothing about the server: it is neither
+// ejected nor charged with a failure, and its count returns to zero. The
+// connection is still tried elsewhere.
+func TestTCPProxyLocalDialErrors(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.EADDRNOTAVAIL, syscall.ENOBUFS} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			be := newTCPBackend(t, echo)
+			servers := tcpServers(t, refusedAddr(t), be.addr)
+			pool, err := NewPool(servers...)
+			require.NoError(t, err)
+			rr, err := NewRoundRobin(pool, WithStart(0))
+			require.NoError(t, err)
+			var d net.Dialer
+			var calls atomic.Int64
+			dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if calls.Add(1) == 1 {
+					return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", errno)}
+				}
+				return d.DialContext(ctx, network, addr)
+			}
+			_, addr := newTCPTestProxy(t, rr, WithTCPPassiveHealth(1, time.Hour), withTCPDial(dial))
+
+			c := dialTCP(t, addr)
+			_, err = c.Write([]byte("ping"))
+			require.NoError(t, err)
+			require.NoError(t, c.CloseWrite())
+			got, err := io.ReadAll(c)
+			require.NoError(t, err)
+			assert.Equal(t, "ping", string(got), "tried on the other server")
+			assert.False(t, servers[0].Ejected(), "ejected for a local error")
+			assert.Zero(t, servers[0].Stats().Failures)
+			assert.Zero(t, servers[0].InFlight())
+		})
+	}
 }
