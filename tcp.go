@@ -123,8 +123,10 @@ const MaxIdleTimeout = time.Duration(1 << 62) // about 146 years
 
 // WithIdleTimeout closes a connection, both sides, when no byte has moved
 // either way for d. The proxy checks every d/4, so the connection is closed
-// between d and 1.5·d after its last byte. The default is no idle timeout;
-// d may be up to [MaxIdleTimeout].
+// between d and 1.5·d after its last byte. Bytes move in chunks of up to
+// 64 KiB: a peer so slow to read that a chunk takes longer than d to go out
+// counts as idle too. The default is no idle timeout; d may be up to
+// [MaxIdleTimeout].
 func WithIdleTimeout(d time.Duration) TCPOption {
 	return func(o *tcpOptions) error {
 		if d < 0 {
@@ -731,6 +733,11 @@ func (c *tcpConn) copy(dst, src net.Conn, toServer bool) error {
 		end = c.start.Add(c.p.o.lifetime)
 	}
 	window := idle / 4
+	// With an idle timeout, bytes move a chunk at a time, each under
+	// deadlines of its own: a write deadline cannot be moved while a copy
+	// is under way, and one over a whole copy (up to a 1 MiB splice pipe)
+	// would cut a peer that reads slowly but steadily.
+	chunk := io.LimitedReader{R: src}
 	for {
 		var writeBy time.Time
 		if idle > 0 {
@@ -743,10 +750,20 @@ func (c *tcpConn) copy(dst, src net.Conn, toServer bool) error {
 			_ = src.SetReadDeadline(readBy)
 			_ = dst.SetWriteDeadline(writeBy)
 		}
-		n, err := copyConn(dst, src)
+		var n int64
+		var err error
+		if idle > 0 {
+			chunk.N = tcpIdleChunk
+			n, err = copyConn(dst, &chunk)
+		} else {
+			n, err = copyConn(dst, src)
+		}
 		now := time.Now()
 		if n > 0 {
 			c.lastSeen.Store(now.UnixNano())
+		}
+		if err == nil && idle > 0 && chunk.N == 0 {
+			continue // a whole chunk: src may have more
 		}
 		if err == nil {
 			// src sent everything: pass its end on.
@@ -780,8 +797,13 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// copyConn copies src to dst, with splice when both are TCP connections.
-func copyConn(dst, src net.Conn) (int64, error) {
+// tcpIdleChunk is the most a copy moves under one pair of deadlines when
+// there is an idle timeout.
+const tcpIdleChunk = 64 << 10
+
+// copyConn copies src to dst, with splice when both are TCP connections
+// (src possibly within an [io.LimitedReader]).
+func copyConn(dst net.Conn, src io.Reader) (int64, error) {
 	if d, ok := dst.(*net.TCPConn); ok {
 		return d.ReadFrom(src)
 	}

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -161,4 +162,56 @@ func TestTCPProxyLocalDialErrors(t *testing.T) {
 			assert.Zero(t, servers[0].InFlight())
 		})
 	}
+}
+
+// smallSendBuffer is a TCP listener whose connections have a small send
+// buffer, so that a slow reader holds back the proxy's writes soon.
+type smallSendBuffer struct{ net.Listener }
+
+func (l smallSendBuffer) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		_ = c.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	}
+	return c, err
+}
+
+// TestTCPProxyIdleTimeoutSlowReader: a client that reads a large answer
+// slowly but without pause is not idle: bytes move every few milliseconds,
+// far within the idle timeout. The proxy used to give each write a
+// deadline of the idle timeout (and a quarter) from the start of a copy of
+// up to 1 MiB (a splice pipe), and cut such a client as soon as a
+// megabyte took longer than that to drain.
+func TestTCPProxyIdleTimeoutSlowReader(t *testing.T) {
+	const size = 4 << 20
+	data := randomBytes(size, 7)
+	be := newTCPBackend(t, func(c *net.TCPConn) {
+		_, _ = c.Write(data)
+	})
+	pool, err := NewPool(tcpServers(t, be.addr)...)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	b, dones := doneRecorder(rr)
+	p, err := NewTCPProxy(b, WithIdleTimeout(200*time.Millisecond), WithTCPLogger(discardLogger()))
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = p.Serve(smallSendBuffer{ln}) }()
+	t.Cleanup(func() { p.Close() })
+
+	c := dialTCP(t, ln.Addr().String())
+	var got []byte
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+		time.Sleep(2 * time.Millisecond) // a slow reader: pacing, not waiting for a state
+	}
+	assert.Equal(t, size, len(got), "the proxy cut a client that was reading")
+	assert.True(t, bytes.Equal(data, got))
+	require.NoError(t, (<-dones).Err)
 }
