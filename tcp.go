@@ -41,10 +41,12 @@ var ErrTCPProxyClosed = errors.New("lb: TCP proxy closed")
 // error, or the error that cut the copy short. An error on the client's side
 // wraps [context.Canceled], like a client that goes away from a [Proxy], and
 // counts nothing against the server; since a failed copy does not say which
-// side failed, a reset or broken pipe is put on the side it comes from as far
-// as the error code tells (ECONNRESET on the side read from, EPIPE on the
-// side written to). A connection closed by the proxy itself (idle timeout,
-// maximum lifetime, Shutdown) ends with a nil error.
+// side failed, a reset or broken pipe is put on the client when the kernel
+// has ended the client's connection (on Linux, which tells), else on the
+// server; on other platforms, as far as the error code tells (ECONNRESET on
+// the side read from, EPIPE on the side written to). A connection closed by
+// the proxy itself (idle timeout, maximum lifetime, Shutdown) ends with a
+// nil error.
 //
 // When both ends are *net.TCPConn (the listener is a TCP listener), bytes
 // move with splice(2) on Linux, without passing through user space.
@@ -811,12 +813,18 @@ func copyConn(dst net.Conn, src io.Reader) (int64, error) {
 }
 
 // blame wraps an error of the copy toward the server (toServer) or the
-// client, putting it on the side it most likely comes from: a reset
-// comes from the side read from, a broken pipe from the side written to.
+// client, putting it on the side it comes from. The error does not say
+// which socket of the copy failed. On Linux the client's socket does: if
+// the kernel has ended its connection (a reset), the client did it, else
+// the server. Elsewhere, a reset is put on the side read from, a broken
+// pipe on the side written to.
 func (c *tcpConn) blame(err error, toServer bool) error {
-	fromClient := toServer // the side read from
-	if errors.Is(err, syscall.EPIPE) {
-		fromClient = !toServer
+	fromClient, known := tcpGone(c.client)
+	if !known {
+		fromClient = toServer // the side read from
+		if errors.Is(err, syscall.EPIPE) {
+			fromClient = !toServer
+		}
 	}
 	if fromClient {
 		return fmt.Errorf("lb: TCP: client connection: %w (%w)", context.Canceled, err)

@@ -103,7 +103,8 @@ func TestWithTCPPassiveHealthTooManyFailures(t *testing.T) {
 	if math.MaxInt == math.MaxInt32 {
 		t.Skip("int is 32 bits")
 	}
-	big := math.MaxInt32 + 1
+	big := math.MaxInt32
+	big++ // 2^31: int has 64 bits
 	_, err := NewTCPProxy(BalancerFunc(nil), WithTCPPassiveHealth(big, time.Second))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), fmt.Sprint(big))
@@ -214,4 +215,65 @@ func TestTCPProxyIdleTimeoutSlowReader(t *testing.T) {
 	assert.Equal(t, size, len(got), "the proxy cut a client that was reading")
 	assert.True(t, bytes.Equal(data, got))
 	require.NoError(t, (<-dones).Err)
+}
+
+// TestTCPProxyResetBlame: a reset is put on the side that sent it, whichever
+// direction of the copy meets it. A client that stops reading a stream and
+// resets used to be put on the server about half the time (the write to the
+// client fails with ECONNRESET, which was taken for the server's read), so
+// that any client could charge a server with failures; and a server that
+// resets while the client uploads was put on the client.
+func TestTCPProxyResetBlame(t *testing.T) {
+	chunk := make([]byte, 64<<10)
+	t.Run("client resets a download", func(t *testing.T) {
+		be := newTCPBackend(t, func(c *net.TCPConn) {
+			for {
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+		servers := tcpServers(t, be.addr)
+		pool, err := NewPool(servers...)
+		require.NoError(t, err)
+		rr, err := NewRoundRobin(pool)
+		require.NoError(t, err)
+		b, dones := doneRecorder(rr)
+		_, addr := newTCPTestProxy(t, b)
+		for range 20 {
+			c := dialTCP(t, addr)
+			_, err := c.Read(make([]byte, 1)) // the stream has begun; the client reads no more
+			require.NoError(t, err)
+			require.NoError(t, c.SetLinger(0))
+			require.NoError(t, c.Close())
+			if info := <-dones; info.Err != nil {
+				assert.ErrorIs(t, info.Err, context.Canceled)
+			}
+		}
+		assert.Zero(t, servers[0].Stats().Failures)
+	})
+	t.Run("server resets an upload", func(t *testing.T) {
+		be := newTCPBackend(t, func(c *net.TCPConn) {
+			_, _ = io.ReadFull(c, make([]byte, 1))
+			_ = c.SetLinger(0) // close sends a reset
+		})
+		servers := tcpServers(t, be.addr)
+		pool, err := NewPool(servers...)
+		require.NoError(t, err)
+		rr, err := NewRoundRobin(pool)
+		require.NoError(t, err)
+		b, dones := doneRecorder(rr)
+		_, addr := newTCPTestProxy(t, b)
+		for range 20 {
+			c := dialTCP(t, addr)
+			for {
+				if _, err := c.Write(chunk); err != nil {
+					break // the proxy closed the connection
+				}
+			}
+			info := <-dones
+			require.Error(t, info.Err)
+			assert.False(t, clientFault(info.Err), "a server's reset is put on the client: %v", info.Err)
+		}
+	})
 }
