@@ -156,9 +156,10 @@ func WithMaxLifetime(d time.Duration) TCPOption {
 
 // WithMaxConns limits the connections open through the proxy at once, over
 // all its listeners, to n. While n are open, the proxy stops accepting:
-// new connections wait in the listener's backlog (the kernel's) until one
-// ends. With refuse, it accepts them and closes them at once instead. The
-// default is no limit; n must be at least 1.
+// each listener holds the one connection it has just accepted, and new
+// ones wait in the listener's backlog (the kernel's), until one ends. With
+// refuse, it accepts them and closes them at once instead. The default is
+// no limit; n must be at least 1.
 func WithMaxConns(n int, refuse bool) TCPOption {
 	return func(o *tcpOptions) error {
 		if n < 1 {
@@ -305,18 +306,8 @@ func (p *TCPProxy) Serve(ln net.Listener) error {
 	}()
 	var pause time.Duration
 	for {
-		if p.slot != nil && !p.o.refuse {
-			select {
-			case p.slot <- struct{}{}:
-			case <-p.quit:
-				return ErrTCPProxyClosed
-			}
-		}
 		c, err := ln.Accept()
 		if err != nil {
-			if p.slot != nil && !p.o.refuse {
-				<-p.slot
-			}
 			if p.isClosed() {
 				return ErrTCPProxyClosed
 			}
@@ -336,12 +327,21 @@ func (p *TCPProxy) Serve(ln net.Listener) error {
 			return fmt.Errorf("lb: TCP proxy: accept: %w", err)
 		}
 		pause = 0
+		// A slot is taken once a connection is there, not before: a
+		// listener waiting for clients holds none.
 		if p.slot != nil && p.o.refuse {
 			select {
 			case p.slot <- struct{}{}:
 			default:
 				c.Close()
 				continue
+			}
+		} else if p.slot != nil {
+			select {
+			case p.slot <- struct{}{}:
+			case <-p.quit:
+				c.Close()
+				return ErrTCPProxyClosed
 			}
 		}
 		if !p.start(c) {

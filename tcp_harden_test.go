@@ -277,3 +277,55 @@ func TestTCPProxyResetBlame(t *testing.T) {
 		}
 	})
 }
+
+// acceptSignal is a listener that says when Accept is called.
+type acceptSignal struct {
+	net.Listener
+	calls chan<- struct{}
+}
+
+func (l acceptSignal) Accept() (net.Conn, error) {
+	select {
+	case l.calls <- struct{}{}:
+	default:
+	}
+	return l.Listener.Accept()
+}
+
+// TestTCPProxyMaxConnsListeners: the limit is over all listeners, and a
+// listener with no client holds none of it. Serve used to take a slot
+// before it accepted, so that with a limit of 1 an idle listener kept the
+// only slot and clients of another were never served.
+func TestTCPProxyMaxConnsListeners(t *testing.T) {
+	be := newTCPBackend(t, echo)
+	pool, err := NewPool(tcpServers(t, be.addr)...)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	p, err := NewTCPProxy(rr, WithMaxConns(1, false), WithTCPLogger(discardLogger()))
+	require.NoError(t, err)
+	idle, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 2)
+	accepting := make(chan struct{}, 1)
+	go func() { served <- p.Serve(acceptSignal{idle, accepting}) }()
+	<-accepting // the idle listener's Serve waits in Accept
+	go func() { served <- p.Serve(busy) }()
+
+	for range 3 {
+		c := dialTCP(t, busy.Addr().String())
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second))) // a failure, not a measure
+		_, err = c.Write([]byte("ping"))
+		require.NoError(t, err)
+		require.NoError(t, c.CloseWrite())
+		got, err := io.ReadAll(c)
+		require.NoError(t, err, "the client of the second listener was not served")
+		require.Equal(t, "ping", string(got))
+		require.NoError(t, c.Close())
+	}
+	require.NoError(t, p.Shutdown(context.Background()))
+	require.ErrorIs(t, <-served, ErrTCPProxyClosed)
+	require.ErrorIs(t, <-served, ErrTCPProxyClosed)
+}
