@@ -486,13 +486,13 @@ func (c *tcpConn) serve() {
 func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
 	p := c.p
 	src, dst := c.client.RemoteAddr(), c.client.LocalAddr()
-	if len(p.o.acceptPP) > 0 && inPrefixes(p.o.acceptPP, hostOnly(src.String())) {
+	if len(p.o.acceptPP) > 0 && inPrefixes(p.o.acceptPP, hostOnly(addrString(src))) {
 		_ = c.client.SetReadDeadline(time.Now().Add(proxyHeaderTimeout))
 		hs, hd, err := readProxyHeader(c.client)
 		_ = c.client.SetReadDeadline(time.Time{})
 		if err != nil {
 			p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: PROXY header from a trusted peer",
-				slog.String("peer", src.String()), slog.Any("error", err))
+				slog.String("peer", addrString(src)), slog.Any("error", err))
 			return nil, PickResult{}, time.Time{}, false
 		}
 		if hs != nil {
@@ -519,6 +519,15 @@ func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
 	return server, res, picked, true
 }
 
+// addrString is a's string, or "" for a connection (of a listener of the
+// user's) that does not know its address.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
 // relay copies both ways until the connection ends, then ends the pick.
 func (c *tcpConn) relay(server net.Conn, res PickResult, picked time.Time) {
 	defer c.p.finish(c)
@@ -537,7 +546,7 @@ func (c *tcpConn) relay(server net.Conn, res PickResult, picked time.Time) {
 // fails.
 func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) {
 	p := c.p
-	req := &http.Request{RemoteAddr: client.String(), Header: http.Header{}, URL: &url.URL{}}
+	req := &http.Request{RemoteAddr: addrString(client), Header: http.Header{}, URL: &url.URL{}}
 	key := hostOnly(req.RemoteAddr)
 	var tried []*Server
 	for try := 0; try <= p.o.retries; try++ {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -328,4 +329,47 @@ func TestTCPProxyMaxConnsListeners(t *testing.T) {
 	require.NoError(t, p.Shutdown(context.Background()))
 	require.ErrorIs(t, <-served, ErrTCPProxyClosed)
 	require.ErrorIs(t, <-served, ErrTCPProxyClosed)
+}
+
+// noAddrConn is a connection that does not know its addresses, as some
+// wrapped or in-memory connections do not.
+type noAddrConn struct{ net.Conn }
+
+func (noAddrConn) RemoteAddr() net.Addr { return nil }
+func (noAddrConn) LocalAddr() net.Addr  { return nil }
+
+// noAddrListener hands out noAddrConns.
+type noAddrListener struct{ net.Listener }
+
+func (l noAddrListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return noAddrConn{c}, nil
+}
+
+// TestTCPProxyConnWithoutAddresses: a listener of the user's whose
+// connections have no addresses gets them proxied (with an UNKNOWN PROXY
+// header) rather than a panic that ends the program.
+func TestTCPProxyConnWithoutAddresses(t *testing.T) {
+	got := make(chan [2]string, 1)
+	be := proxyHeaderBackend(t, len("PROXY UNKNOWN\r\n"), got)
+	pool, err := NewPool(tcpServers(t, be.addr)...)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	p, err := NewTCPProxy(rr, WithProxyProtocol(1), WithAcceptProxyProtocol(netip.MustParsePrefix("127.0.0.0/8")),
+		WithTCPLogger(discardLogger()))
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = p.Serve(noAddrListener{ln}) }()
+	t.Cleanup(func() { p.Close() })
+
+	c := dialTCP(t, ln.Addr().String())
+	_, err = c.Write([]byte("payload"))
+	require.NoError(t, err)
+	require.NoError(t, c.CloseWrite())
+	assert.Equal(t, [2]string{"PROXY UNKNOWN\r\n", "payload"}, <-got)
 }
