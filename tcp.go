@@ -588,18 +588,6 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) 
 	return nil, PickResult{}, time.Time{}, false
 }
 
-// localDialError reports whether a dial failed for want of a resource of
-// the proxy's own host: file descriptors, ephemeral ports, buffer space or
-// memory.
-func localDialError(err error) bool {
-	for _, e := range [...]syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.EADDRNOTAVAIL, syscall.ENOBUFS, syscall.ENOMEM} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
 // observe feeds a dial's outcome to passive health.
 func (p *TCPProxy) observe(s *Server, info DoneInfo) { p.health.observe(s, info) }
 
