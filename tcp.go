@@ -736,7 +736,10 @@ func (c *tcpConn) copy(dst, src net.Conn, toServer bool) error {
 	// deadlines of its own: a write deadline cannot be moved while a copy
 	// is under way, and one over a whole copy (up to a 1 MiB splice pipe)
 	// would cut a peer that reads slowly but steadily.
-	chunk := io.LimitedReader{R: src}
+	var chunk *io.LimitedReader
+	if idle > 0 {
+		chunk = &io.LimitedReader{R: src}
+	}
 	for {
 		var writeBy time.Time
 		if idle > 0 {
@@ -753,7 +756,7 @@ func (c *tcpConn) copy(dst, src net.Conn, toServer bool) error {
 		var err error
 		if idle > 0 {
 			chunk.N = tcpIdleChunk
-			n, err = copyConn(dst, &chunk)
+			n, err = copyConn(dst, chunk)
 		} else {
 			n, err = copyConn(dst, src)
 		}
