@@ -491,8 +491,13 @@ func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
 		hs, hd, err := readProxyHeader(c.client)
 		_ = c.client.SetReadDeadline(time.Time{})
 		if err != nil {
-			p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: PROXY header from a trusted peer",
-				slog.String("peer", addrString(src)), slog.Any("error", err))
+			c.mu.Lock()
+			aborted := c.aborted
+			c.mu.Unlock()
+			if !aborted { // else the proxy closed it: no fault of the peer
+				p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: PROXY header from a trusted peer",
+					slog.String("peer", addrString(src)), slog.Any("error", err))
+			}
 			return nil, PickResult{}, time.Time{}, false
 		}
 		if hs != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -372,4 +373,33 @@ func TestTCPProxyConnWithoutAddresses(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, c.CloseWrite())
 	assert.Equal(t, [2]string{"PROXY UNKNOWN\r\n", "payload"}, <-got)
+}
+
+// TestTCPProxyCloseDuringProxyHeader: closing the proxy while a trusted
+// peer's PROXY header is awaited is no fault of the peer: nothing is
+// logged as a warning.
+func TestTCPProxyCloseDuringProxyHeader(t *testing.T) {
+	be := newTCPBackend(t, echo)
+	pool, err := NewPool(tcpServers(t, be.addr)...)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	logs := &logRecorder{}
+	p, err := NewTCPProxy(rr, WithAcceptProxyProtocol(netip.MustParsePrefix("127.0.0.0/8")),
+		WithTCPLogger(slog.New(logs)))
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+
+	dialTCP(t, ln.Addr().String()) // sends no header
+	require.Eventually(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.conns) == 1
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, p.Close())
+	require.ErrorIs(t, <-served, ErrTCPProxyClosed)
+	assert.Empty(t, logs.messages(slog.LevelWarn))
 }
