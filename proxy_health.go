@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -33,7 +35,7 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 	if p.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
 		return
 	}
-	if clientFault(info.Err) || errors.Is(info.Err, errSwitch) {
+	if clientFault(info.Err) || errors.Is(info.Err, errSwitch) || localDialError(info.Err) {
 		return // neither a failure nor a success of the server
 	}
 	if info.Err == nil && !p.failStatus[info.StatusCode] {
@@ -96,4 +98,20 @@ func (p passiveHealth) eject(s *Server) bool {
 		return false
 	}
 	return s.setFlag(flagEjected)
+}
+
+// localDialError reports whether err is a dial that failed for want of a
+// resource of the proxy's own host: file descriptors, ephemeral ports,
+// buffer space or memory. It says nothing about the server.
+func localDialError(err error) bool {
+	var op *net.OpError
+	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
+		return false
+	}
+	for _, e := range [...]syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.EADDRNOTAVAIL, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

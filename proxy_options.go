@@ -181,8 +181,9 @@ func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
 
 // WithFailureStatus sets the response statuses that count as failures of
 // the server for passive health. The default is 502, 503 and 504. Transport
-// errors always count; a client that went away, or whose request body could
-// not be read, never does.
+// errors always count, but for a dial that failed for want of the proxy's
+// own file descriptors, ephemeral ports or buffers; a client that went
+// away, or whose request body could not be read, never does.
 func WithFailureStatus(codes ...int) ProxyOption {
 	return func(o *proxyOptions) error {
 		set := make(map[int]bool, len(codes))

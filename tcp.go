@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -40,10 +41,12 @@ var ErrTCPProxyClosed = errors.New("lb: TCP proxy closed")
 // error, or the error that cut the copy short. An error on the client's side
 // wraps [context.Canceled], like a client that goes away from a [Proxy], and
 // counts nothing against the server; since a failed copy does not say which
-// side failed, a reset or broken pipe is put on the side it comes from as far
-// as the error code tells (ECONNRESET on the side read from, EPIPE on the
-// side written to). A connection closed by the proxy itself (idle timeout,
-// maximum lifetime, Shutdown) ends with a nil error.
+// side failed, a reset or broken pipe is put on the client when the kernel
+// has ended the client's connection (on Linux, which tells), else on the
+// server; on other platforms, as far as the error code tells (ECONNRESET on
+// the side read from, EPIPE on the side written to). A connection closed by
+// the proxy itself (idle timeout, maximum lifetime, Shutdown) ends with a
+// nil error.
 //
 // When both ends are *net.TCPConn (the listener is a TCP listener), bytes
 // move with splice(2) on Linux, without passing through user space.
@@ -117,13 +120,22 @@ func WithDialRetries(n int) TCPOption {
 	}
 }
 
+// MaxIdleTimeout is the longest idle timeout [WithIdleTimeout] accepts.
+const MaxIdleTimeout = time.Duration(1 << 62) // about 146 years
+
 // WithIdleTimeout closes a connection, both sides, when no byte has moved
 // either way for d. The proxy checks every d/4, so the connection is closed
-// between d and 1.5·d after its last byte. The default is no idle timeout.
+// between d and 1.5·d after its last byte. Bytes move in chunks of up to
+// 64 KiB: a peer so slow to read that a chunk takes longer than d to go out
+// counts as idle too. The default is no idle timeout; d may be up to
+// [MaxIdleTimeout].
 func WithIdleTimeout(d time.Duration) TCPOption {
 	return func(o *tcpOptions) error {
 		if d < 0 {
 			return fmt.Errorf("WithIdleTimeout: negative duration %v", d)
+		}
+		if d > MaxIdleTimeout {
+			return fmt.Errorf("WithIdleTimeout: duration %v is above the maximum %v", d, MaxIdleTimeout)
 		}
 		o.idle = d
 		return nil
@@ -144,9 +156,10 @@ func WithMaxLifetime(d time.Duration) TCPOption {
 
 // WithMaxConns limits the connections open through the proxy at once, over
 // all its listeners, to n. While n are open, the proxy stops accepting:
-// new connections wait in the listener's backlog (the kernel's) until one
-// ends. With refuse, it accepts them and closes them at once instead. The
-// default is no limit; n must be at least 1.
+// each listener holds the one connection it has just accepted, and new
+// ones wait in the listener's backlog (the kernel's), until one ends. With
+// refuse, it accepts them and closes them at once instead. The default is
+// no limit; n must be at least 1.
 func WithMaxConns(n int, refuse bool) TCPOption {
 	return func(o *tcpOptions) error {
 		if n < 1 {
@@ -195,17 +208,21 @@ func WithAcceptProxyProtocol(prefixes ...netip.Prefix) TCPOption {
 }
 
 // WithTCPPassiveHealth ejects a server for cooldown after failures
-// consecutive failed dials, like [WithPassiveHealth] for a [Proxy] (the
+// consecutive failed dials (a dial that fails for want of the proxy's own
+// file descriptors, ephemeral ports or buffers does not count), like [WithPassiveHealth] for a [Proxy] (the
 // ejection is the same state of the server, shared by both), and within
 // the same cap: at most [DefaultMaxEjectionPercent] of the balancer's pool
 // out at once (see [WithMaxEjectionPercent]), and none with a balancer
 // that is not a [PoolBalancer]. The defaults are [DefaultFailures] and
-// [DefaultCooldown]; failures 0 turns passive health off. A successful
-// dial resets the count.
+// [DefaultCooldown]; failures 0 turns passive health off. failures may be
+// up to 2^31-1. A successful dial resets the count.
 func WithTCPPassiveHealth(failures int, cooldown time.Duration) TCPOption {
 	return func(o *tcpOptions) error {
 		if failures < 0 {
 			return fmt.Errorf("WithTCPPassiveHealth: negative failure count %d", failures)
+		}
+		if failures > math.MaxInt32 {
+			return fmt.Errorf("WithTCPPassiveHealth: failure count %d is above the maximum %d", failures, math.MaxInt32)
 		}
 		if failures > 0 && cooldown <= 0 {
 			return fmt.Errorf("WithTCPPassiveHealth: cool-down %v is not positive", cooldown)
@@ -289,18 +306,8 @@ func (p *TCPProxy) Serve(ln net.Listener) error {
 	}()
 	var pause time.Duration
 	for {
-		if p.slot != nil && !p.o.refuse {
-			select {
-			case p.slot <- struct{}{}:
-			case <-p.quit:
-				return ErrTCPProxyClosed
-			}
-		}
 		c, err := ln.Accept()
 		if err != nil {
-			if p.slot != nil && !p.o.refuse {
-				<-p.slot
-			}
 			if p.isClosed() {
 				return ErrTCPProxyClosed
 			}
@@ -320,12 +327,21 @@ func (p *TCPProxy) Serve(ln net.Listener) error {
 			return fmt.Errorf("lb: TCP proxy: accept: %w", err)
 		}
 		pause = 0
+		// A slot is taken once a connection is there, not before: a
+		// listener waiting for clients holds none.
 		if p.slot != nil && p.o.refuse {
 			select {
 			case p.slot <- struct{}{}:
 			default:
 				c.Close()
 				continue
+			}
+		} else if p.slot != nil {
+			select {
+			case p.slot <- struct{}{}:
+			case <-p.quit:
+				c.Close()
+				return ErrTCPProxyClosed
 			}
 		}
 		if !p.start(c) {
@@ -470,13 +486,18 @@ func (c *tcpConn) serve() {
 func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
 	p := c.p
 	src, dst := c.client.RemoteAddr(), c.client.LocalAddr()
-	if len(p.o.acceptPP) > 0 && inPrefixes(p.o.acceptPP, hostOnly(src.String())) {
+	if len(p.o.acceptPP) > 0 && inPrefixes(p.o.acceptPP, hostOnly(addrString(src))) {
 		_ = c.client.SetReadDeadline(time.Now().Add(proxyHeaderTimeout))
 		hs, hd, err := readProxyHeader(c.client)
 		_ = c.client.SetReadDeadline(time.Time{})
 		if err != nil {
-			p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: PROXY header from a trusted peer",
-				slog.String("peer", src.String()), slog.Any("error", err))
+			c.mu.Lock()
+			aborted := c.aborted
+			c.mu.Unlock()
+			if !aborted { // else the proxy closed it: no fault of the peer
+				p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: PROXY header from a trusted peer",
+					slog.String("peer", addrString(src)), slog.Any("error", err))
+			}
 			return nil, PickResult{}, time.Time{}, false
 		}
 		if hs != nil {
@@ -503,6 +524,15 @@ func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
 	return server, res, picked, true
 }
 
+// addrString is a's string, or "" for a connection (of a listener of the
+// user's) that does not know its address.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
 // relay copies both ways until the connection ends, then ends the pick.
 func (c *tcpConn) relay(server net.Conn, res PickResult, picked time.Time) {
 	defer c.p.finish(c)
@@ -521,7 +551,7 @@ func (c *tcpConn) relay(server net.Conn, res PickResult, picked time.Time) {
 // fails.
 func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) {
 	p := c.p
-	req := &http.Request{RemoteAddr: client.String(), Header: http.Header{}, URL: &url.URL{}}
+	req := &http.Request{RemoteAddr: addrString(client), Header: http.Header{}, URL: &url.URL{}}
 	key := hostOnly(req.RemoteAddr)
 	var tried []*Server
 	for try := 0; try <= p.o.retries; try++ {
@@ -549,8 +579,14 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) 
 			return nil, PickResult{}, time.Time{}, false
 		}
 		err = fmt.Errorf("lb: TCP dial %s: %w", s.Name(), err)
-		res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
-		p.observe(s, DoneInfo{Err: err})
+		if localDialError(err) {
+			// The proxy's own shortage (as a flood of clients causes)
+			// says nothing about the server: no failure, no ejection.
+			res.Done(DoneInfo{Err: ErrNotUsed})
+		} else {
+			res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
+			p.observe(s, DoneInfo{Err: err})
+		}
 		p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: TCP dial failed",
 			slog.String("server", s.Name()), slog.Any("error", err))
 	}
@@ -585,6 +621,14 @@ func (p *TCPProxy) pick(req *http.Request, key string, tried []*Server) (PickRes
 		if err != nil {
 			return PickResult{}, false
 		}
+		if res.Server == nil || res.Done == nil {
+			// A custom balancer's broken result: as the HTTP proxy does,
+			// no server for this connection.
+			if res.Done != nil {
+				res.Done(DoneInfo{Err: ErrNotUsed})
+			}
+			return PickResult{}, false
+		}
 		if usable(res.Server) {
 			return res, true
 		}
@@ -606,7 +650,8 @@ func (p *TCPProxy) pick(req *http.Request, key string, tried []*Server) (PickRes
 	if best == nil {
 		return PickResult{}, false
 	}
-	return best.Acquire(), true
+	res := best.Acquire() // no Server if a drain of best has begun
+	return res, res.Server != nil
 }
 
 func serverIn(list []*Server, s *Server) bool {
@@ -692,6 +737,14 @@ func (c *tcpConn) copy(dst, src net.Conn, toServer bool) error {
 		end = c.start.Add(c.p.o.lifetime)
 	}
 	window := idle / 4
+	// With an idle timeout, bytes move a chunk at a time, each under
+	// deadlines of its own: a write deadline cannot be moved while a copy
+	// is under way, and one over a whole copy (up to a 1 MiB splice pipe)
+	// would cut a peer that reads slowly but steadily.
+	var chunk *io.LimitedReader
+	if idle > 0 {
+		chunk = &io.LimitedReader{R: src}
+	}
 	for {
 		var writeBy time.Time
 		if idle > 0 {
@@ -704,10 +757,20 @@ func (c *tcpConn) copy(dst, src net.Conn, toServer bool) error {
 			_ = src.SetReadDeadline(readBy)
 			_ = dst.SetWriteDeadline(writeBy)
 		}
-		n, err := copyConn(dst, src)
+		var n int64
+		var err error
+		if idle > 0 {
+			chunk.N = tcpIdleChunk
+			n, err = copyConn(dst, chunk)
+		} else {
+			n, err = copyConn(dst, src)
+		}
 		now := time.Now()
 		if n > 0 {
 			c.lastSeen.Store(now.UnixNano())
+		}
+		if err == nil && idle > 0 && chunk.N == 0 {
+			continue // a whole chunk: src may have more
 		}
 		if err == nil {
 			// src sent everything: pass its end on.
@@ -741,8 +804,13 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// copyConn copies src to dst, with splice when both are TCP connections.
-func copyConn(dst, src net.Conn) (int64, error) {
+// tcpIdleChunk is the most a copy moves under one pair of deadlines when
+// there is an idle timeout.
+const tcpIdleChunk = 64 << 10
+
+// copyConn copies src to dst, with splice when both are TCP connections
+// (src possibly within an [io.LimitedReader]).
+func copyConn(dst net.Conn, src io.Reader) (int64, error) {
 	if d, ok := dst.(*net.TCPConn); ok {
 		return d.ReadFrom(src)
 	}
@@ -750,12 +818,18 @@ func copyConn(dst, src net.Conn) (int64, error) {
 }
 
 // blame wraps an error of the copy toward the server (toServer) or the
-// client, putting it on the side it most likely comes from: a reset
-// comes from the side read from, a broken pipe from the side written to.
+// client, putting it on the side it comes from. The error does not say
+// which socket of the copy failed. On Linux the client's socket does: if
+// the kernel has ended its connection (a reset), the client did it, else
+// the server. Elsewhere, a reset is put on the side read from, a broken
+// pipe on the side written to.
 func (c *tcpConn) blame(err error, toServer bool) error {
-	fromClient := toServer // the side read from
-	if errors.Is(err, syscall.EPIPE) {
-		fromClient = !toServer
+	fromClient, known := tcpGone(c.client)
+	if !known {
+		fromClient = toServer // the side read from
+		if errors.Is(err, syscall.EPIPE) {
+			fromClient = !toServer
+		}
 	}
 	if fromClient {
 		return fmt.Errorf("lb: TCP: client connection: %w (%w)", context.Canceled, err)
