@@ -35,7 +35,7 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 	if p.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
 		return
 	}
-	if clientFault(info.Err) || errors.Is(info.Err, errSwitch) || localDialError(info.Err) {
+	if info.Err != nil && (clientFault(info.Err) || errors.Is(info.Err, errSwitch) || localDialError(info.Err)) {
 		return // neither a failure nor a success of the server
 	}
 	if info.Err == nil && !p.failStatus[info.StatusCode] {
@@ -104,8 +104,11 @@ func (p passiveHealth) eject(s *Server) bool {
 // resource of the proxy's own host: file descriptors, ephemeral ports,
 // buffer space or memory. It says nothing about the server.
 func localDialError(err error) bool {
+	if err == nil {
+		return false // before op, which escapes: no allocation on success
+	}
 	var op *net.OpError
-	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
+	if !errors.As(err, &op) || op.Op != "dial" {
 		return false
 	}
 	for _, e := range [...]syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.EADDRNOTAVAIL, syscall.ENOBUFS, syscall.ENOMEM} {

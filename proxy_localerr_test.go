@@ -36,3 +36,15 @@ func TestProxyLocalDialErrorNotEjected(t *testing.T) {
 	assert.False(t, servers[0].Ejected(), "ejected for the proxy's own shortage")
 	assert.Zero(t, servers[0].InFlight())
 }
+
+// TestPassiveHealthSuccessAllocatesNothing: observing a successful attempt,
+// the common case of every proxied request, allocates nothing.
+func TestPassiveHealthSuccessAllocatesNothing(t *testing.T) {
+	s, err := NewServer("http://127.0.0.1:1")
+	require.NoError(t, err)
+	ph := passiveHealth{failures: DefaultFailures, cooldown: time.Second, failStatus: map[int]bool{502: true}}
+	allocs := testing.AllocsPerRun(100, func() {
+		ph.observe(s, DoneInfo{StatusCode: http.StatusOK, Duration: time.Millisecond})
+	})
+	assert.Zero(t, allocs)
+}
