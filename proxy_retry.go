@@ -146,30 +146,40 @@ func (st *proxyState) next(prev *http.Request, res PickResult) *http.Request {
 	return out
 }
 
-// untried picks a URL server not yet tried for this request: from the
-// balancer, a few times, then, since a load-aware balancer may keep
-// choosing the server that just failed (it looks idle), the least loaded
-// untried server of the balancer's pool, if it names one.
+// untried picks a URL server not yet tried for this request (see
+// pickUntried).
 func (st *proxyState) untried() (PickResult, bool) {
+	return pickUntried(st.p.bal,
+		func() (PickResult, error) { return st.p.bal.Pick(st.in) },
+		func(s *Server) bool { return s.url != nil && !st.hasTried(s) })
+}
+
+// pickUntried picks a server that want accepts, for a retry of the HTTP
+// or the TCP proxy: from pick, a few times, then, since a load-aware
+// balancer may keep choosing the server that just failed (it looks idle),
+// the least loaded available server of b's pool that want accepts, if b
+// names a pool. Every pick it does not return is ended with ErrNotUsed. A
+// pick with no server (a custom balancer's, say) ends the search, as it
+// does for a request's first pick.
+func pickUntried(b Balancer, pick func() (PickResult, error), want func(*Server) bool) (PickResult, bool) {
 	const draws = 4
 	for range draws {
-		res, err := st.p.bal.Pick(st.in)
+		res, err := pick()
 		if err != nil {
 			return PickResult{}, false
 		}
 		if res.Server == nil || res.Done == nil {
-			// No server, though no error either: as for the first pick.
 			if res.Done != nil {
 				res.Done(DoneInfo{Err: ErrNotUsed})
 			}
 			return PickResult{}, false
 		}
-		if res.Server.url != nil && !st.hasTried(res.Server) {
+		if want(res.Server) {
 			return res, true
 		}
 		res.Done(DoneInfo{Err: ErrNotUsed})
 	}
-	pb, ok := st.p.bal.(PoolBalancer)
+	pb, ok := b.(PoolBalancer)
 	if !ok {
 		return PickResult{}, false
 	}
@@ -179,7 +189,7 @@ func (st *proxyState) untried() (PickResult, bool) {
 	}
 	var best *Server
 	for _, s := range pool.Servers() {
-		if s.url == nil || !s.Available() || st.hasTried(s) {
+		if !want(s) || !s.Available() {
 			continue
 		}
 		if best == nil || s.InFlight()*int64(best.weight) < best.InFlight()*int64(s.weight) {

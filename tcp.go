@@ -606,52 +606,11 @@ type pickKeyer interface {
 // balancer's pool, if it names one (a load-aware balancer may keep
 // choosing the server that just failed: it looks idle).
 func (p *TCPProxy) pick(req *http.Request, key string, tried []*Server) (PickResult, bool) {
-	usable := func(s *Server) bool {
-		return s != nil && s.url != nil && !serverIn(tried, s)
+	pick := func() (PickResult, error) { return p.bal.Pick(req) }
+	if pk, ok := p.bal.(pickKeyer); ok && key != "" {
+		pick = func() (PickResult, error) { return pk.PickKey(key) }
 	}
-	const draws = 4
-	for range draws {
-		var res PickResult
-		var err error
-		if pk, ok := p.bal.(pickKeyer); ok && key != "" {
-			res, err = pk.PickKey(key)
-		} else {
-			res, err = p.bal.Pick(req)
-		}
-		if err != nil {
-			return PickResult{}, false
-		}
-		if res.Server == nil || res.Done == nil {
-			// A custom balancer's broken result: as the HTTP proxy does,
-			// no server for this connection.
-			if res.Done != nil {
-				res.Done(DoneInfo{Err: ErrNotUsed})
-			}
-			return PickResult{}, false
-		}
-		if usable(res.Server) {
-			return res, true
-		}
-		res.Done(DoneInfo{Err: ErrNotUsed})
-	}
-	pb, ok := p.bal.(PoolBalancer)
-	if !ok {
-		return PickResult{}, false
-	}
-	var best *Server
-	for _, s := range pb.Pool().Servers() {
-		if !usable(s) || !s.Available() {
-			continue
-		}
-		if best == nil || s.InFlight()*int64(best.weight) < best.InFlight()*int64(s.weight) {
-			best = s
-		}
-	}
-	if best == nil {
-		return PickResult{}, false
-	}
-	res := best.Acquire() // no Server if a drain of best has begun
-	return res, res.Server != nil
+	return pickUntried(p.bal, pick, func(s *Server) bool { return s.url != nil && !serverIn(tried, s) })
 }
 
 func serverIn(list []*Server, s *Server) bool {
