@@ -215,8 +215,7 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, mid float64, now int64) {
 // pool order: the delay a request sent now would expect, and the failure
 // rate.
 func (a *Adaptive) Estimates() []Estimate {
-	return a.es.estimateList(func(e *serverEst, now int64) (time.Duration, float64) {
-		d, fail := a.delay(e, e.s.InFlight()+1, now)
-		return time.Duration(d), fail
+	return a.es.estimateList(func(e *serverEst, now int64) (float64, float64) {
+		return a.delay(e, e.s.InFlight()+1, now)
 	})
 }

@@ -89,6 +89,10 @@ const smallPool = 4
 // idle as it is.
 const staleTarget = 0.5
 
+// refOutlier is the most times the neutral estimate that one observation
+// counts as when it is fed to it.
+const refOutlier = 64
+
 // refEvery is how often, at most, a Done moves the coarse clock of picks
 // on and feeds the neutral estimate.
 const refEvery = int64(time.Millisecond)
@@ -223,7 +227,10 @@ func (es *estimates) feedRef(e *serverEst) {
 		return
 	}
 	if ref := f64(&es.ref); ref > 0 {
-		x = ref + (x-ref)/64
+		// An outlier (a request that took an hour, a caller's bogus
+		// Duration) counts as refOutlier times the neutral estimate at
+		// most: one observation at most doubles it.
+		x = ref + (min(x, refOutlier*ref)-ref)/64
 	}
 	setF64(&es.ref, x)
 }
@@ -251,15 +258,24 @@ func keep(age, tau int64) float64 {
 
 // estimateList returns the estimates of the pool's active servers, with
 // latency worked out by cost at in-flight n.
-func (es *estimates) estimateList(latency func(e *serverEst, now int64) (time.Duration, float64)) []Estimate {
+func (es *estimates) estimateList(latency func(e *serverEst, now int64) (float64, float64)) []Estimate {
 	t := es.current()
 	now := es.now.Load()
 	out := make([]Estimate, len(t.ests))
 	for i, e := range t.ests {
 		lat, fail := latency(e, now)
-		out[i] = Estimate{Server: e.s.name, Latency: lat, Failures: fail, Observed: e.stamp.Load() != 0}
+		out[i] = Estimate{Server: e.s.name, Latency: durationOf(lat), Failures: fail, Observed: e.stamp.Load() != 0}
 	}
 	return out
+}
+
+// durationOf returns the duration of x nanoseconds, the longest there is
+// if x is beyond it (a conversion out of range would give any value).
+func durationOf(x float64) time.Duration {
+	if !(x < math.MaxInt64) {
+		return math.MaxInt64
+	}
+	return time.Duration(x)
 }
 
 // costFunc returns the cost of sending a request to e's server, of
@@ -505,7 +521,7 @@ func (p *PeakEWMA) learn(e *serverEst, info DoneInfo, _ float64, now int64) {
 // Estimates returns the balancer's latency estimate of each server it may
 // pick, in pool order.
 func (p *PeakEWMA) Estimates() []Estimate {
-	return p.es.estimateList(func(e *serverEst, now int64) (time.Duration, float64) {
-		return time.Duration(p.latency(e, now)), 0
+	return p.es.estimateList(func(e *serverEst, now int64) (float64, float64) {
+		return p.latency(e, now), 0
 	})
 }

@@ -1,0 +1,44 @@
+package lb
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// One outlying observation (a request that took an hour, or a caller's
+// bogus Duration) moves a server's own estimate, but not the neutral
+// estimate every new or stale server is measured by: that moves by at most
+// a bounded factor per observation, so a new server is not judged an hour
+// slow.
+func TestOutlierDoesNotPoisonTheNeutralEstimate(t *testing.T) {
+	for _, alg := range latencyAlgorithms {
+		for _, outlier := range []time.Duration{time.Hour, math.MaxInt64} {
+			t.Run(alg.name+"/"+outlier.String(), func(t *testing.T) {
+				p, _ := newTestPool(t, 1, 1)
+				clock := newFakeClock(p)
+				b, err := alg.new(p, seeded(1))
+				require.NoError(t, err)
+				serveFor(t, b, clock, 200, 2*time.Millisecond, func(string) DoneInfo {
+					return DoneInfo{StatusCode: 200, Duration: 10 * time.Millisecond}
+				})
+				res, err := b.Pick(nil)
+				require.NoError(t, err)
+				clock.advance(2 * time.Millisecond)
+				res.Done(DoneInfo{StatusCode: 200, Duration: outlier})
+				fresh, err := NewServer("http://10.0.0.9:80", WithName("fresh"))
+				require.NoError(t, err)
+				require.NoError(t, p.Add(fresh))
+				got := estimateOf(b.Estimates(), "fresh")
+				require.False(t, got.Observed)
+				assert.LessOrEqual(t, got.Latency, 2*10*time.Millisecond, "neutral estimate after one outlier")
+				for _, e := range b.Estimates() {
+					assert.GreaterOrEqual(t, e.Latency, time.Duration(0), "%s", e.Server)
+				}
+			})
+		}
+	}
+}
