@@ -42,3 +42,32 @@ func TestOutlierDoesNotPoisonTheNeutralEstimate(t *testing.T) {
 		}
 	}
 }
+
+// Pick and a Done that teaches (a duration, a failure) allocate nothing:
+// TestPickAllocatesNothing ends its picks with no duration, which skips
+// the learning.
+func TestLatencyAwareLearningAllocatesNothing(t *testing.T) {
+	for _, alg := range latencyAlgorithms {
+		for _, n := range []int{3, 16} {
+			p, servers := newTestPool(t, ones(n)...)
+			servers[1].SetHealthy(false)
+			b, err := alg.new(p)
+			require.NoError(t, err)
+			i := 0
+			pickDone := func() {
+				res, err := b.Pick(nil)
+				if err != nil {
+					panic(err)
+				}
+				i++
+				if i%5 == 0 {
+					res.Done(DoneInfo{StatusCode: 503, Duration: time.Millisecond})
+					return
+				}
+				res.Done(DoneInfo{StatusCode: 200, Duration: time.Duration(i%7+1) * time.Millisecond})
+			}
+			pickDone()
+			assert.Zero(t, testing.AllocsPerRun(1000, pickDone), "%s over %d", alg.name, n)
+		}
+	}
+}
