@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -77,6 +78,10 @@ type estimates struct {
 	met bool
 	// start is when the balancer was made, with its monotonic reading.
 	start time.Time
+	// shareMu orders the writes of serverEst.share by tables built at
+	// once for different snapshots (never taken by a pick of a pool that
+	// has not changed).
+	shareMu sync.Mutex
 }
 
 // smallPool is the size of pool up to which Adaptive examines every
@@ -118,13 +123,16 @@ type serverEst struct {
 	stamp atomic.Int64  // when last updated (Unix nanoseconds); 0 if never
 	picks atomic.Uint64 // picks of the server
 	share atomic.Uint64 // Adaptive: the pool's mean weight over the server's
+	// shareOf is the version of the snapshot share was worked out for
+	// (under estimates.shareMu).
+	shareOf uint64
 	s     *Server
 	done  func(DoneInfo)
 
 	// Adaptive: a Done per bucket of in-flight counts (see bucketOf), so
 	// that the outcome of a pick is filed under the count it met.
 	doneAt *[delayBuckets]func(DoneInfo)
-	_      [2*cacheLine - 72]byte
+	_      [2*cacheLine - 80]byte
 }
 
 func f64(u *atomic.Uint64) float64       { return math.Float64frombits(u.Load()) }
@@ -165,6 +173,8 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 		}
 	}
 	block := make([]serverEst, fresh)
+	es.shareMu.Lock()
+	defer es.shareMu.Unlock()
 	for i, s := range st.active {
 		e := kept[s]
 		if e == nil {
@@ -172,7 +182,12 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 			block = block[1:]
 			es.bind(e, s)
 		}
-		setF64(&e.share, t.meanWeight/float64(s.weight))
+		// Tables for two snapshots may be built at once (only one is
+		// kept): the share of the newer snapshot stands.
+		if e.shareOf <= st.version {
+			setF64(&e.share, t.meanWeight/float64(s.weight))
+			e.shareOf = st.version
+		}
 		t.ests[i] = e
 	}
 	return t

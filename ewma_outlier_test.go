@@ -71,3 +71,23 @@ func TestLatencyAwareLearningAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// When tables for two snapshots of the pool are built at once (two picks
+// meeting two changes of the pool), the weight shares of the newer one
+// stand, whichever is built last.
+func TestAdaptiveShareOfTheNewerSnapshotStands(t *testing.T) {
+	p, servers := newTestPool(t, 1, 1)
+	a, err := NewAdaptive(p)
+	require.NoError(t, err)
+	a.es.current()
+	older := p.load()
+	heavy, err := NewServer("http://10.0.0.9:80", WithName("heavy"), WithWeight(4))
+	require.NoError(t, err)
+	require.NoError(t, p.Add(heavy))
+	old := a.es.table.Load()
+	a.es.current()            // the newer snapshot's table, kept
+	a.es.newTable(older, old) // the older one's, built late and dropped
+	e := a.es.current().ests[0]
+	require.Same(t, servers[0], e.s)
+	assert.Equal(t, 2.0, f64(&e.share), "mean weight 6/3 over weight 1")
+}
