@@ -126,8 +126,8 @@ type serverEst struct {
 	// shareOf is the version of the snapshot share was worked out for
 	// (under estimates.shareMu).
 	shareOf uint64
-	s     *Server
-	done  func(DoneInfo)
+	s       *Server
+	done    func(DoneInfo)
 
 	// Adaptive: a Done per bucket of in-flight counts (see bucketOf), so
 	// that the outcome of a pick is filed under the count it met.
