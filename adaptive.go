@@ -26,11 +26,12 @@ import (
 // with 4 in flight counts as one of weight 1 with 2).
 //
 // A pick draws two distinct random servers (or examines all of a pool of
-// 4 or fewer) and takes the one with the shorter expected delay. Speeds up to 1.2 times the neutral one (a running average
-// over the servers) count as the neutral one, so that between servers that
-// differ by no more than the noise of their estimates the requests in
-// flight decide, as with [P2C]. When both servers drawn are slow (their
-// speed is over twice the neutral one), it examines up to 4 more random
+// 4 or fewer) and takes the one with the shorter expected delay. Speeds up
+// to 1.2 times the neutral one (a running average over the servers) count
+// as the neutral one, so that between servers that differ by no more than
+// the noise of their estimates the requests in flight decide, as with
+// [P2C]. When both servers drawn are slow (their speed as last learnt, not
+// decayed, is over twice the neutral one), it examines up to 4 more random
 // servers, stopping at the first that is not slow, so that a pool where
 // slow servers are many still finds fast ones. Random draws keep
 // independent balancers over the same servers from herding.
@@ -215,8 +216,7 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, mid float64, now int64) {
 // pool order: the delay a request sent now would expect, and the failure
 // rate.
 func (a *Adaptive) Estimates() []Estimate {
-	return a.es.estimateList(func(e *serverEst, now int64) (time.Duration, float64) {
-		d, fail := a.delay(e, e.s.InFlight()+1, now)
-		return time.Duration(d), fail
+	return a.es.estimateList(func(e *serverEst, now int64) (float64, float64) {
+		return a.delay(e, e.s.InFlight()+1, now)
 	})
 }

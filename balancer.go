@@ -74,7 +74,11 @@ type DoneInfo struct {
 	// response arrived or the request was not HTTP. A status of 500 or more
 	// counts as a failure in the server's statistics.
 	StatusCode int
-	// Duration is the time from Pick to Done, when the caller measured it.
+	// Duration is the server's time on the request, when the caller
+	// measured it: a caller that is not HTTP sets the time from Pick to
+	// Done. [Proxy] sets the time from Pick to the response's header (to
+	// Done if none came), less the time spent waiting for the client's
+	// request body, so that a slow client does not make a server look slow.
 	// A positive value is recorded as the server's last latency.
 	Duration time.Duration
 }

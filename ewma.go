@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -77,6 +78,10 @@ type estimates struct {
 	met bool
 	// start is when the balancer was made, with its monotonic reading.
 	start time.Time
+	// shareMu orders the writes of serverEst.share by tables built at
+	// once for different snapshots (never taken by a pick of a pool that
+	// has not changed).
+	shareMu sync.Mutex
 }
 
 // smallPool is the size of pool up to which Adaptive examines every
@@ -88,6 +93,10 @@ const smallPool = 4
 // requests because it was slow is tried again, even when the others are as
 // idle as it is.
 const staleTarget = 0.5
+
+// refOutlier is the most times the neutral estimate that one observation
+// counts as when it is fed to it.
+const refOutlier = 64
 
 // refEvery is how often, at most, a Done moves the coarse clock of picks
 // on and feeds the neutral estimate.
@@ -114,13 +123,16 @@ type serverEst struct {
 	stamp atomic.Int64  // when last updated (Unix nanoseconds); 0 if never
 	picks atomic.Uint64 // picks of the server
 	share atomic.Uint64 // Adaptive: the pool's mean weight over the server's
-	s     *Server
-	done  func(DoneInfo)
+	// shareOf is the version of the snapshot share was worked out for
+	// (under estimates.shareMu).
+	shareOf uint64
+	s       *Server
+	done    func(DoneInfo)
 
 	// Adaptive: a Done per bucket of in-flight counts (see bucketOf), so
 	// that the outcome of a pick is filed under the count it met.
 	doneAt *[delayBuckets]func(DoneInfo)
-	_      [2*cacheLine - 72]byte
+	_      [2*cacheLine - 80]byte
 }
 
 func f64(u *atomic.Uint64) float64       { return math.Float64frombits(u.Load()) }
@@ -161,6 +173,8 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 		}
 	}
 	block := make([]serverEst, fresh)
+	es.shareMu.Lock()
+	defer es.shareMu.Unlock()
 	for i, s := range st.active {
 		e := kept[s]
 		if e == nil {
@@ -168,7 +182,12 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 			block = block[1:]
 			es.bind(e, s)
 		}
-		setF64(&e.share, t.meanWeight/float64(s.weight))
+		// Tables for two snapshots may be built at once (only one is
+		// kept): the share of the newer snapshot stands.
+		if e.shareOf <= st.version {
+			setF64(&e.share, t.meanWeight/float64(s.weight))
+			e.shareOf = st.version
+		}
 		t.ests[i] = e
 	}
 	return t
@@ -223,7 +242,10 @@ func (es *estimates) feedRef(e *serverEst) {
 		return
 	}
 	if ref := f64(&es.ref); ref > 0 {
-		x = ref + (x-ref)/64
+		// An outlier (a request that took an hour, a caller's bogus
+		// Duration) counts as refOutlier times the neutral estimate at
+		// most: one observation at most doubles it.
+		x = ref + (min(x, refOutlier*ref)-ref)/64
 	}
 	setF64(&es.ref, x)
 }
@@ -251,15 +273,24 @@ func keep(age, tau int64) float64 {
 
 // estimateList returns the estimates of the pool's active servers, with
 // latency worked out by cost at in-flight n.
-func (es *estimates) estimateList(latency func(e *serverEst, now int64) (time.Duration, float64)) []Estimate {
+func (es *estimates) estimateList(latency func(e *serverEst, now int64) (float64, float64)) []Estimate {
 	t := es.current()
 	now := es.now.Load()
 	out := make([]Estimate, len(t.ests))
 	for i, e := range t.ests {
 		lat, fail := latency(e, now)
-		out[i] = Estimate{Server: e.s.name, Latency: lat, Failures: fail, Observed: e.stamp.Load() != 0}
+		out[i] = Estimate{Server: e.s.name, Latency: durationOf(lat), Failures: fail, Observed: e.stamp.Load() != 0}
 	}
 	return out
+}
+
+// durationOf returns the duration of x nanoseconds, the longest there is
+// if x is beyond it (a conversion out of range would give any value).
+func durationOf(x float64) time.Duration {
+	if !(x < math.MaxInt64) {
+		return math.MaxInt64
+	}
+	return time.Duration(x)
 }
 
 // costFunc returns the cost of sending a request to e's server, of
@@ -505,7 +536,7 @@ func (p *PeakEWMA) learn(e *serverEst, info DoneInfo, _ float64, now int64) {
 // Estimates returns the balancer's latency estimate of each server it may
 // pick, in pool order.
 func (p *PeakEWMA) Estimates() []Estimate {
-	return p.es.estimateList(func(e *serverEst, now int64) (time.Duration, float64) {
-		return time.Duration(p.latency(e, now)), 0
+	return p.es.estimateList(func(e *serverEst, now int64) (float64, float64) {
+		return p.latency(e, now), 0
 	})
 }

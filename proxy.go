@@ -227,9 +227,13 @@ type proxyState struct {
 	ended bool          // the current attempt's Done has been called
 	info  DoneInfo      // the current attempt's outcome so far
 	start time.Time     // when the current attempt was picked
-	tries int           // attempts so far, the current one included
-	tried [4]*Server    // servers tried, the first few
-	more  []*Server     // and any beyond them
+	// answered is the server's time to the current attempt's response
+	// header (0 until it has come), and waited the time reads of the
+	// client's body had waited for the client at the attempt's start.
+	answered, waited time.Duration
+	tries            int        // attempts so far, the current one included
+	tried            [4]*Server // servers tried, the first few
+	more             []*Server  // and any beyond them
 
 	replay  []byte       // the whole body, kept for retries; nil if not kept
 	tracked *trackedBody // the body, if it is streamed: &body
@@ -329,6 +333,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // begin starts an attempt on res.
 func (st *proxyState) begin(res PickResult) {
 	st.res, st.ended, st.info, st.start = res, false, DoneInfo{}, time.Now()
+	st.answered, st.waited = 0, st.bodyWait()
 	if st.tries < len(st.tried) {
 		st.tried[st.tries] = res.Server
 	} else {
@@ -346,12 +351,47 @@ func (st *proxyState) end() {
 		return
 	}
 	st.ended = true
-	st.info.Duration = time.Since(st.start)
-	if st.info.Err != nil && !errors.Is(st.info.Err, context.Canceled) && clientGone(st.in) {
-		st.info.Err = fmt.Errorf("%w (client went away): %w", context.Canceled, st.info.Err)
+	d := st.answered
+	if d == 0 {
+		d = st.serverTime()
+	}
+	st.info.Duration = d
+	if (st.info.Err != nil || st.info.StatusCode >= 500) && !errors.Is(st.info.Err, context.Canceled) && clientGone(st.in) {
+		// A handler that fails because its client went away (its
+		// context cancelled) has not failed.
+		if st.info.Err == nil {
+			st.info.Err = fmt.Errorf("%w (client went away): status %d", context.Canceled, st.info.StatusCode)
+		} else {
+			st.info.Err = fmt.Errorf("%w (client went away): %w", context.Canceled, st.info.Err)
+		}
 	}
 	st.res.Done(st.info)
 	st.p.observe(st.res.Server, st.info)
+}
+
+// bodyWait returns the time reads of the client's body have spent waiting
+// for the client so far.
+func (st *proxyState) bodyWait() time.Duration {
+	if st.tracked == nil {
+		return 0
+	}
+	return time.Duration(st.tracked.wait.Load())
+}
+
+// serverTime returns the time the current attempt has taken so far, less
+// the time it spent waiting for the client's body: the server's time, not a
+// slow client's.
+func (st *proxyState) serverTime() time.Duration {
+	return max(time.Since(st.start)-(st.bodyWait()-st.waited), 0)
+}
+
+// answer records that the current attempt's response header has come, the
+// first time it is called: the server's latency, which the time the client
+// then takes to read the answer does not lengthen.
+func (st *proxyState) answer() {
+	if st.answered == 0 {
+		st.answered = max(st.serverTime(), 1)
+	}
 }
 
 // clientGone reports whether the client of r has gone away.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClientBody is wrapped by the error a request ends with, in
@@ -139,6 +140,9 @@ type trackedBody struct {
 	read   atomic.Bool
 	err    atomic.Pointer[error] // the first read error other than EOF
 	closed atomic.Bool           // the handler has returned
+	// wait is the time reads have spent waiting for the client, in
+	// nanoseconds: not the server's time (see proxyState.end).
+	wait atomic.Int64
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
@@ -146,7 +150,9 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 		return 0, errReadAfterReturn
 	}
 	b.read.Store(true)
+	t := time.Now()
 	n, err := b.r.Read(p)
+	b.wait.Add(int64(time.Since(t)))
 	if err != nil && err != io.EOF {
 		b.err.CompareAndSwap(nil, &err)
 	}

@@ -28,6 +28,9 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body, req.GetBody = st.replayBody()
 		}
 		resp, err := t.p.transport.RoundTrip(req)
+		if err == nil {
+			st.answer()
+		}
 		if err == nil && t.p.o.retryStatus[resp.StatusCode] && st.statusRetryable(req) && t.p.budget.spend() {
 			if next, ok := st.repickAfter(req, resp); ok {
 				req = next

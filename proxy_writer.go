@@ -66,6 +66,7 @@ func canHijack(w http.ResponseWriter) bool {
 func (w *statusWriter) WriteHeader(code int) {
 	if !w.written && code >= 200 {
 		w.written = true
+		w.st.answer()
 		w.st.info.StatusCode = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -74,6 +75,7 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if !w.written {
 		w.written = true
+		w.st.answer()
 		w.st.info.StatusCode = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
@@ -97,6 +99,7 @@ func (w *statusWriter) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	if !w.written {
 		w.written = true
+		w.st.answer()
 		w.st.info.StatusCode = http.StatusSwitchingProtocols
 	}
 	if w.st.conn != nil { // a second hijack: the first one holds the attempt
@@ -111,6 +114,7 @@ func (w *statusWriter) hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *statusWriter) readFrom(r io.Reader) (int64, error) {
 	if !w.written {
 		w.written = true
+		w.st.answer()
 		w.st.info.StatusCode = http.StatusOK
 	}
 	return w.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
