@@ -36,8 +36,11 @@ var ErrTCPProxyClosed = errors.New("lb: TCP proxy closed")
 // as [ConsistentHash]) is given the client's IP address as the key; others
 // get a request whose RemoteAddr is the client's address. When a dial
 // fails, the proxy tries other servers, never one it has tried for this
-// connection, up to [WithDialRetries] times. DoneInfo.Duration is the life
-// of the connection (or of the failed dial); DoneInfo.Err is the dial
+// connection, up to [WithDialRetries] times. DoneInfo.Duration is the time
+// from the pick to the end of the dial: how long the server took to answer,
+// which is what latency-aware balancers ([PeakEWMA], [Adaptive]) should
+// learn (a connection's life is the client's business: one held open for an
+// hour must not make its server look an hour slow). DoneInfo.Err is the dial
 // error, or the error that cut the copy short. An error on the client's side
 // wraps [context.Canceled], like a client that goes away from a [Proxy], and
 // counts nothing against the server; since a failed copy does not say which
@@ -472,18 +475,18 @@ func (c *tcpConn) abort() {
 // goroutine of its own: the dial's deep stack is not kept for the life of
 // the connection.
 func (c *tcpConn) serve() {
-	server, res, picked, ok := c.connect()
+	server, res, took, ok := c.connect()
 	if !ok {
 		c.client.Close()
 		c.p.finish(c)
 		return
 	}
-	go c.relay(server, res, picked)
+	go c.relay(server, res, took)
 }
 
 // connect reads the PROXY header of a trusted peer, dials a server, and
 // sends it the PROXY header if configured.
-func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
+func (c *tcpConn) connect() (net.Conn, PickResult, time.Duration, bool) {
 	p := c.p
 	src, dst := c.client.RemoteAddr(), c.client.LocalAddr()
 	if len(p.o.acceptPP) > 0 && inPrefixes(p.o.acceptPP, hostOnly(addrString(src))) {
@@ -498,15 +501,15 @@ func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
 				p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: PROXY header from a trusted peer",
 					slog.String("peer", addrString(src)), slog.Any("error", err))
 			}
-			return nil, PickResult{}, time.Time{}, false
+			return nil, PickResult{}, 0, false
 		}
 		if hs != nil {
 			src, dst = hs, hd
 		}
 	}
-	server, res, picked, ok := c.dial(src)
+	server, res, took, ok := c.dial(src)
 	if !ok {
-		return nil, PickResult{}, time.Time{}, false
+		return nil, PickResult{}, 0, false
 	}
 	c.mu.Lock()
 	c.server = server
@@ -518,10 +521,10 @@ func (c *tcpConn) connect() (net.Conn, PickResult, time.Time, bool) {
 	}
 	if aborted || err != nil {
 		server.Close()
-		res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
-		return nil, PickResult{}, time.Time{}, false
+		res.Done(DoneInfo{Err: err, Duration: took})
+		return nil, PickResult{}, 0, false
 	}
-	return server, res, picked, true
+	return server, res, took, true
 }
 
 // addrString is a's string, or "" for a connection (of a listener of the
@@ -534,7 +537,7 @@ func addrString(a net.Addr) string {
 }
 
 // relay copies both ways until the connection ends, then ends the pick.
-func (c *tcpConn) relay(server net.Conn, res PickResult, picked time.Time) {
+func (c *tcpConn) relay(server net.Conn, res PickResult, took time.Duration) {
 	defer c.p.finish(c)
 	defer c.client.Close()
 	defer server.Close()
@@ -544,12 +547,12 @@ func (c *tcpConn) relay(server net.Conn, res PickResult, picked time.Time) {
 		err = nil // the proxy closed it
 	}
 	c.mu.Unlock()
-	res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
+	res.Done(DoneInfo{Err: err, Duration: took})
 }
 
 // dial picks a server and connects to it, trying others when a dial
 // fails.
-func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) {
+func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Duration, bool) {
 	p := c.p
 	req := &http.Request{RemoteAddr: addrString(client), Header: http.Header{}, URL: &url.URL{}}
 	key := hostOnly(req.RemoteAddr)
@@ -562,7 +565,7 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) 
 				p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: TCP connection: no server available",
 					slog.String("client", req.RemoteAddr))
 			}
-			return nil, PickResult{}, time.Time{}, false
+			return nil, PickResult{}, 0, false
 		}
 		s := res.Server
 		tried = append(tried, s)
@@ -571,12 +574,12 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) 
 		cancel()
 		if err == nil {
 			p.observe(s, DoneInfo{})
-			return conn, res, picked, true
+			return conn, res, time.Since(picked), true
 		}
 		if p.ctx.Err() != nil {
 			// Closing: the dial was cut short; nothing to learn.
 			res.Done(DoneInfo{Err: ErrNotUsed})
-			return nil, PickResult{}, time.Time{}, false
+			return nil, PickResult{}, 0, false
 		}
 		err = fmt.Errorf("lb: TCP dial %s: %w", s.Name(), err)
 		if localDialError(err) {
@@ -590,7 +593,7 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Time, bool) 
 		p.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: TCP dial failed",
 			slog.String("server", s.Name()), slog.Any("error", err))
 	}
-	return nil, PickResult{}, time.Time{}, false
+	return nil, PickResult{}, 0, false
 }
 
 // observe feeds a dial's outcome to passive health.
