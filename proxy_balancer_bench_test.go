@@ -1,11 +1,8 @@
 package lb
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"testing"
 )
 
@@ -26,14 +23,12 @@ func BenchmarkProxyBalancer(b *testing.B) {
 		{"peak-ewma", func(p *Pool) (Balancer, error) { return NewPeakEWMA(p) }},
 		{"adaptive", func(p *Pool) (Balancer, error) { return NewAdaptive(p) }},
 	}
-	const clients = 32
-	body := bytes.Repeat([]byte("0123456789abcdef"), 1024/16)
 	for _, bal := range balancers {
 		b.Run("balancer="+bal.name, func(b *testing.B) {
 			pool := new(Pool)
 			for range 4 {
 				be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					_, _ = w.Write(body)
+					_, _ = w.Write(benchBody)
 				}))
 				defer be.Close()
 				s, err := NewServer(be.URL)
@@ -52,30 +47,7 @@ func BenchmarkProxyBalancer(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			front := httptest.NewServer(p)
-			defer front.Close()
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			defer client.CloseIdleConnections()
-			b.ReportAllocs()
-			b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
-			cpu0, cpuOK := processCPU()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, err := client.Get(front.URL)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-			if cpu1, ok := processCPU(); ok && cpuOK {
-				b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
-			}
+			loadFront(b, p)
 			for _, s := range pool.Servers() {
 				if n := s.InFlight(); n != 0 {
 					b.Errorf("%s: %d requests still in flight", s, n)

@@ -81,43 +81,55 @@ func BenchmarkProxy(b *testing.B) {
 			})
 		}},
 	}
-	const clients = 32
-	body := bytes.Repeat([]byte("0123456789abcdef"), 1024/16)
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				_, _ = w.Write(body)
+				_, _ = w.Write(benchBody)
 			}))
 			defer be.Close()
 			target, err := url.Parse(be.URL)
 			if err != nil {
 				b.Fatal(err)
 			}
-			front := httptest.NewServer(v.make(b, target))
-			defer front.Close()
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			defer client.CloseIdleConnections()
-			b.ReportAllocs()
-			b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
-			cpu0, cpuOK := processCPU()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, err := client.Get(front.URL)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-			if cpu1, ok := processCPU(); ok && cpuOK {
-				b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
-			}
+			loadFront(b, v.make(b, target))
 		})
+	}
+}
+
+// benchClients is the number of keep-alive clients of the proxy benchmarks,
+// a multiple of GOMAXPROCS.
+const benchClients = 32
+
+// benchBody is the body the proxy benchmarks' backends answer with: 1 KiB.
+var benchBody = bytes.Repeat([]byte("0123456789abcdef"), 1024/16)
+
+// loadFront serves h on loopback and sends it b.N GETs from benchClients
+// keep-alive clients, reporting req/s and, where the system tells it, the
+// process's CPU time per request.
+func loadFront(b *testing.B, h http.Handler) {
+	front := httptest.NewServer(h)
+	defer front.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	b.ReportAllocs()
+	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
+	cpu0, cpuOK := processCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(front.URL)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
 	}
 }
 
@@ -155,8 +167,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 //
 //	go test -run '^$' -bench BenchmarkInMemoryProxy -count 6 .
 func BenchmarkInMemoryProxy(b *testing.B) {
-	body := bytes.Repeat([]byte("0123456789abcdef"), 1024/16)
-	rt := cannedTransport{body}
+	rt := cannedTransport{benchBody}
 	target, err := url.Parse("http://127.0.0.1:8080")
 	if err != nil {
 		b.Fatal(err)
