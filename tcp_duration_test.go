@@ -14,18 +14,14 @@ import (
 // take a long-lived connection for a slow server.
 func TestTCPProxyDurationIsTheDial(t *testing.T) {
 	be := newTCPBackend(t, echo)
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	_, rr := tcpRoundRobin(t, be.addr)
 	b, dones := doneRecorder(rr)
 	_, addr := newTCPTestProxy(t, b)
 
 	start := time.Now()
 	c := dialTCP(t, addr)
 	buf := make([]byte, 1)
-	_, err = c.Write([]byte{1})
+	_, err := c.Write([]byte{1})
 	require.NoError(t, err)
 	_, err = io.ReadFull(c, buf) // the proxy has dialled the server by now
 	require.NoError(t, err)

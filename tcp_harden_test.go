@@ -235,11 +235,7 @@ func TestTCPProxyResetBlame(t *testing.T) {
 				}
 			}
 		})
-		servers := tcpServers(t, be.addr)
-		pool, err := NewPool(servers...)
-		require.NoError(t, err)
-		rr, err := NewRoundRobin(pool)
-		require.NoError(t, err)
+		servers, rr := tcpRoundRobin(t, be.addr)
 		b, dones := doneRecorder(rr)
 		_, addr := newTCPTestProxy(t, b)
 		for range 20 {
@@ -259,11 +255,7 @@ func TestTCPProxyResetBlame(t *testing.T) {
 			_, _ = io.ReadFull(c, make([]byte, 1))
 			_ = c.SetLinger(0) // close sends a reset
 		})
-		servers := tcpServers(t, be.addr)
-		pool, err := NewPool(servers...)
-		require.NoError(t, err)
-		rr, err := NewRoundRobin(pool)
-		require.NoError(t, err)
+		_, rr := tcpRoundRobin(t, be.addr)
 		b, dones := doneRecorder(rr)
 		_, addr := newTCPTestProxy(t, b)
 		for range 20 {

@@ -101,6 +101,18 @@ func tcpServers(t testing.TB, addrs ...string) []*Server {
 	return out
 }
 
+// tcpRoundRobin returns one tcp:// server per address, and a round robin
+// over a pool of them.
+func tcpRoundRobin(t testing.TB, addrs ...string) ([]*Server, *RoundRobin) {
+	t.Helper()
+	servers := tcpServers(t, addrs...)
+	pool, err := NewPool(servers...)
+	require.NoError(t, err)
+	rr, err := NewRoundRobin(pool)
+	require.NoError(t, err)
+	return servers, rr
+}
+
 // refusedAddr returns an address on 127.0.0.1 where nothing listens.
 func refusedAddr(t testing.TB) string {
 	t.Helper()
@@ -283,16 +295,12 @@ func TestTCPProxyBackendResets(t *testing.T) {
 	be := newTCPBackend(t, func(c *net.TCPConn) {
 		_ = c.SetLinger(0) // close sends a reset
 	})
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, be.addr)
 	b, dones := doneRecorder(rr)
 	_, addr := newTCPTestProxy(t, b)
 
 	c := dialTCP(t, addr)
-	_, err = io.ReadAll(c) // ends with EOF or a reset: the proxy closed it
+	_, err := io.ReadAll(c) // ends with EOF or a reset: the proxy closed it
 	_ = err
 	info := <-dones
 	require.Error(t, info.Err)
@@ -303,16 +311,12 @@ func TestTCPProxyBackendResets(t *testing.T) {
 
 func TestTCPProxyClientResets(t *testing.T) {
 	be := newTCPBackend(t, echo)
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, be.addr)
 	b, dones := doneRecorder(rr)
 	_, addr := newTCPTestProxy(t, b)
 
 	c := dialTCP(t, addr)
-	_, err = c.Write([]byte("x"))
+	_, err := c.Write([]byte("x"))
 	require.NoError(t, err)
 	_, err = io.ReadFull(c, make([]byte, 1))
 	require.NoError(t, err)
@@ -333,16 +337,12 @@ func TestTCPProxyIdleTimeout(t *testing.T) {
 		_, err := io.ReadAll(c) // never answers; reads until the proxy closes
 		serverSaw <- err
 	})
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, be.addr)
 	b, dones := doneRecorder(rr)
 	_, addr := newTCPTestProxy(t, b, WithIdleTimeout(50*time.Millisecond))
 
 	c := dialTCP(t, addr)
-	_, err = c.Write([]byte("hello?"))
+	_, err := c.Write([]byte("hello?"))
 	require.NoError(t, err)
 	_, err = io.ReadAll(c) // returns when the proxy closes the client's side
 	require.NoError(t, err)
@@ -526,15 +526,11 @@ func TestTCPProxyAcceptsProxyProtocol(t *testing.T) {
 // is closed, and no server is picked.
 func TestTCPProxyRejectsBadProxyHeader(t *testing.T) {
 	be := newTCPBackend(t, echo)
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, be.addr)
 	_, addr := newTCPTestProxy(t, rr, WithAcceptProxyProtocol(netip.MustParsePrefix("127.0.0.0/8")))
 
 	c := dialTCP(t, addr)
-	_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	_, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	require.NoError(t, err)
 	_, err = io.ReadAll(c)
 	_ = err // EOF or reset
@@ -543,11 +539,7 @@ func TestTCPProxyRejectsBadProxyHeader(t *testing.T) {
 
 func TestTCPProxyShutdown(t *testing.T) {
 	be := newTCPBackend(t, echo)
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, be.addr)
 
 	t.Run("waits for connections", func(t *testing.T) {
 		p, err := NewTCPProxy(rr, WithTCPLogger(discardLogger()))
@@ -638,11 +630,7 @@ func countProxyGoroutines(t *testing.T) int {
 // most 100 connections open; every one is served.
 func TestTCPProxyMaxConns(t *testing.T) {
 	be := newTCPBackend(t, echo)
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, be.addr)
 	// The proxy's own count of open connections: picks not yet done. (The
 	// backend's count lags: it sees a close only when it reads the EOF.)
 	var open, peak atomic.Int64
@@ -696,11 +684,7 @@ func TestTCPProxyMaxConns(t *testing.T) {
 // at once.
 func TestTCPProxyMaxConnsRefuse(t *testing.T) {
 	be := newTCPBackend(t, echo)
-	servers := tcpServers(t, be.addr)
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, be.addr)
 	_, addr := newTCPTestProxy(t, rr, WithMaxConns(2, true))
 
 	held := []*net.TCPConn{dialTCP(t, addr), dialTCP(t, addr)}
@@ -711,7 +695,7 @@ func TestTCPProxyMaxConnsRefuse(t *testing.T) {
 		require.NoError(t, err)
 	}
 	over := dialTCP(t, addr)
-	_, err = io.ReadAll(over)
+	_, err := io.ReadAll(over)
 	_ = err // EOF or reset: refused
 	assert.Equal(t, int64(2), servers[0].InFlight())
 }
@@ -790,11 +774,7 @@ func TestTCPPassiveHealth(t *testing.T) {
 // TestHTTPProxyTCPServer: the HTTP proxy cannot speak to a tcp:// server;
 // it fails cleanly with 502.
 func TestHTTPProxyTCPServer(t *testing.T) {
-	servers := tcpServers(t, "127.0.0.1:1")
-	pool, err := NewPool(servers...)
-	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool)
-	require.NoError(t, err)
+	servers, rr := tcpRoundRobin(t, "127.0.0.1:1")
 	p, err := NewProxy(rr, WithLogger(discardLogger()))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
