@@ -72,8 +72,9 @@ import (
 // # Headers
 //
 // The outbound request gets X-Forwarded-For, X-Forwarded-Host and
-// X-Forwarded-Proto from the proxy; the ones the client sent, and Forwarded,
-// are dropped unless the client is a trusted proxy ([WithTrustedProxies]).
+// X-Forwarded-Proto from the proxy; the ones the client sent, and
+// Forwarded, X-Real-IP and True-Client-IP, are dropped unless the client is
+// a trusted proxy ([WithTrustedProxies]).
 // Via gets the protocol version the proxy received and its pseudonym
 // appended, as RFC 9110 asks of a gateway; a request whose Via already
 // names this proxy's pseudonym has come round a loop and is answered 508
@@ -441,6 +442,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 				pr.Out.Header[h] = slices.Clone(v)
 			}
 		}
+	} else {
+		// Other headers that name the client's address, which many
+		// frameworks believe: only a trusted proxy may set them.
+		delete(pr.Out.Header, "X-Real-Ip")
+		delete(pr.Out.Header, "True-Client-Ip")
 	}
 	if !p.o.noXForwarded {
 		host, proto := pr.Out.Header["X-Forwarded-Host"], pr.Out.Header["X-Forwarded-Proto"]

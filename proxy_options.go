@@ -200,8 +200,9 @@ func WithFailureStatus(codes ...int) ProxyOption {
 
 // WithTrustedProxies names the addresses of proxies in front of this one
 // whose forwarding headers (X-Forwarded-For, X-Forwarded-Host,
-// X-Forwarded-Proto, Forwarded) are kept and extended. From any other
-// client they are dropped. The default trusts no one.
+// X-Forwarded-Proto, Forwarded) are kept and extended, and whose X-Real-IP
+// and True-Client-IP are kept. From any other client they are dropped. The
+// default trusts no one.
 func WithTrustedProxies(prefixes ...netip.Prefix) ProxyOption {
 	return func(o *proxyOptions) error {
 		for _, p := range prefixes {
