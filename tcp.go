@@ -162,7 +162,9 @@ func WithMaxLifetime(d time.Duration) TCPOption {
 // each listener holds the one connection it has just accepted, and new
 // ones wait in the listener's backlog (the kernel's), until one ends. With
 // refuse, it accepts them and closes them at once instead. The default is
-// no limit; n must be at least 1.
+// no limit; n must be at least 1. Give [WithIdleTimeout] too: without it,
+// clients that open connections and send nothing hold their share of the
+// limit for as long as they like.
 func WithMaxConns(n int, refuse bool) TCPOption {
 	return func(o *tcpOptions) error {
 		if n < 1 {
