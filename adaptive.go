@@ -182,7 +182,7 @@ func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
 	// the pool's mean weight over the server's (w is scaled by
 	// 2^rampBits, and lowered while the server slow-starts). Before
 	// anything is learnt, a speed of 1 ns: the requests in flight decide.
-	m := float64(e.s.InFlight()+1) * f64(&e.share) * float64(e.s.weight<<rampBits) / float64(w)
+	m := float64(e.s.InFlight()+1) * f64(&e.share) * float64(int64(e.s.weight.Load())<<rampBits) / float64(w)
 	d := max(speed, 1) * shape(m)
 	slow := f64(&e.lat) > adaptSlow*ref
 	return d * (1 + adaptFailWeight*fail), slow

@@ -185,7 +185,7 @@ func (es *estimates) newTable(st *poolState, old *estTable) *estTable {
 		// Tables for two snapshots may be built at once (only one is
 		// kept): the share of the newer snapshot stands.
 		if e.shareOf <= st.version {
-			setF64(&e.share, t.meanWeight/float64(s.weight))
+			setF64(&e.share, t.meanWeight/float64(st.weights[i]))
 			e.shareOf = st.version
 		}
 		t.ests[i] = e
@@ -331,7 +331,8 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 		var wa, wb int64
 		aok, bok := true, true
 		if a.flags.Load()|b.flags.Load() == 0 {
-			wa, wb = int64(a.weight)<<rampBits, int64(b.weight)<<rampBits
+			wa, wb = int64(a.weight.Load())<<rampBits, int64(b.weight.Load())<<rampBits
+			aok, bok = wa > 0, wb > 0 // 0: set so since the snapshot
 		} else {
 			wa, aok = effectiveWeight(&sp, a)
 			wb, bok = effectiveWeight(&sp, b)
@@ -362,7 +363,10 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 					continue
 				}
 				k++
-				w := int64(active[c].weight) << rampBits
+				w := int64(active[c].weight.Load()) << rampBits
+				if w == 0 {
+					continue // set to 0 since the snapshot was taken
+				}
 				if active[c].flags.Load() != 0 {
 					var ok bool
 					if w, ok = effectiveWeight(&sp, active[c]); !ok {

@@ -376,7 +376,7 @@ func (h *ConsistentHash) walk(st *poolState, ring *hashRing, x uint64, i int) (P
 // rendezvousScore is s's weighted rendezvous score for the key hash x.
 func rendezvousScore(x uint64, s *Server) float64 {
 	u := (float64(mix64(x^s.nameHash)>>11) + 0.5) / (1 << 53)
-	return float64(s.weight) / -math.Log(u)
+	return float64(s.weight.Load()) / -math.Log(u)
 }
 
 // boundedLoads is the state of WithBoundedLoad: the balancer's requests in
@@ -523,7 +523,7 @@ func usableWeightOf(p *Pool, active []*Server) uint64 {
 				continue
 			}
 		}
-		w += uint64(s.weight)
+		w += uint64(s.weight.Load())
 	}
 	return w
 }
@@ -599,7 +599,7 @@ func (h *ConsistentHash) pickBounded(x uint64) (PickResult, error) {
 				continue // a ramping server takes a fraction f of its keys
 			}
 		}
-		if l := t.loads[o]; l.tryAcquire(&b.total, scale, s.weight) {
+		if l := t.loads[o]; l.tryAcquire(&b.total, scale, int(s.weight.Load())) {
 			if res, ok := l.acquired(h.pool, st, s); ok {
 				return res, nil
 			}
@@ -634,7 +634,7 @@ func (h *ConsistentHash) rendezvous(t *loadTable, x uint64) (PickResult, error) 
 		var w uint64
 		for _, s := range t.st.active {
 			if ok, _ := sp.usable(s); ok {
-				w += uint64(s.weight)
+				w += uint64(s.weight.Load())
 			}
 		}
 		if w == 0 {
@@ -647,7 +647,7 @@ func (h *ConsistentHash) rendezvous(t *loadTable, x uint64) (PickResult, error) 
 			if ok, _ := sp.usable(s); !ok {
 				continue
 			}
-			if t.loads[j].n.Load()+1 > capOf(scale*float64(b.total.Load())*float64(s.weight)) {
+			if t.loads[j].n.Load()+1 > capOf(scale*float64(b.total.Load())*float64(s.weight.Load())) {
 				continue
 			}
 			if score := rendezvousScore(x, s); score > bestScore {
@@ -658,7 +658,7 @@ func (h *ConsistentHash) rendezvous(t *loadTable, x uint64) (PickResult, error) 
 			continue
 		}
 		s, l := t.st.active[best], t.loads[best]
-		if l.tryAcquire(&b.total, scale, s.weight) {
+		if l.tryAcquire(&b.total, scale, int(s.weight.Load())) {
 			if res, ok := l.acquired(h.pool, t.st, s); ok {
 				return res, nil
 			}
@@ -712,19 +712,19 @@ func (st *poolState) hashRing() *hashRing {
 	if r := st.ring.Load(); r != nil {
 		return r
 	}
-	st.ring.CompareAndSwap(nil, newHashRing(st.active))
+	st.ring.CompareAndSwap(nil, newHashRing(st.active, st.weights))
 	return st.ring.Load()
 }
 
 // newHashRing places each server's points: per server, perServer points
-// scaled by its weight over the smallest weight, the j-th at the hash of
-// its name and j.
-func newHashRing(servers []*Server) *hashRing {
-	minW := servers[0].weight
+// scaled by its weight (weights, in the same order) over the smallest
+// weight, the j-th at the hash of its name and j.
+func newHashRing(servers []*Server, weights []int) *hashRing {
+	minW := weights[0]
 	totalW := 0
-	for _, s := range servers {
-		minW = min(minW, s.weight)
-		totalW += s.weight
+	for _, w := range weights {
+		minW = min(minW, w)
+		totalW += w
 	}
 	perServer := min(pointsPerServer, max(minPerServer, maxPoints/len(servers)))
 	scale := float64(perServer) / float64(minW)
@@ -734,7 +734,7 @@ func newHashRing(servers []*Server) *hashRing {
 	r := &hashRing{}
 	var buf [8]byte
 	for i, s := range servers {
-		k := max(1, int(math.Round(float64(s.weight)*scale)))
+		k := max(1, int(math.Round(float64(weights[i])*scale)))
 		base := s.nameHash
 		for j := range k {
 			binary.LittleEndian.PutUint64(buf[:], uint64(j))

@@ -52,7 +52,10 @@ const rampBits = 10
 // 2^rampBits, and whether s may be picked at all. Servers with no flag set
 // take the fast path.
 func effectiveWeight(sp *slowPath, s *Server) (int64, bool) {
-	w := int64(s.weight) << rampBits
+	w := int64(s.weight.Load()) << rampBits
+	if w == 0 {
+		return 0, false // set to 0 since the snapshot was taken
+	}
 	if s.available() {
 		return w, true
 	}
@@ -83,7 +86,9 @@ func leastLoaded(pool *Pool, st *poolState, seed func() uint64, tries int) (Pick
 	for _, s := range st.active {
 		var w int64
 		if s.flags.Load() == 0 {
-			w = int64(s.weight) << rampBits
+			if w = int64(s.weight.Load()) << rampBits; w == 0 {
+				continue // set to 0 since the snapshot was taken
+			}
 		} else {
 			var ok bool
 			if w, ok = effectiveWeight(&sp, s); !ok {
@@ -178,7 +183,7 @@ func (p *P2C) Pick(*http.Request) (PickResult, error) {
 		i, j := drawPair(p.randN, n)
 		a, b := servers[i], servers[j]
 		if a.flags.Load()|b.flags.Load() == 0 { // the fast path: no flags
-			if (b.InFlight()+1)*int64(a.weight) < (a.InFlight()+1)*int64(b.weight) {
+			if (b.InFlight()+1)*int64(a.weight.Load()) < (a.InFlight()+1)*int64(b.weight.Load()) {
 				a = b
 			}
 			if p.pool.counted(st, a) || p.pool.recheck(a) {

@@ -52,6 +52,10 @@ type poolState struct {
 	// active holds the members with weight > 0, the only ones a balancer
 	// may pick, in the same order.
 	active []*Server
+	// weights holds the weights of active as this snapshot read them:
+	// the tables derived from the snapshot use these, not the servers'
+	// live weights, which SetWeight may change before it rebuilds it.
+	weights []int
 	// equal is true when every active server has the same weight, so the
 	// weighted algorithms can take their unweighted fast paths.
 	equal bool
@@ -80,14 +84,16 @@ func newPoolState(version uint64, servers []*Server) *poolState {
 	}
 	for _, s := range servers {
 		st.byName[s.name] = s
-		if s.weight == 0 {
+		w := int(s.weight.Load())
+		if w == 0 {
 			continue
 		}
-		if len(st.active) > 0 && s.weight != st.active[0].weight {
+		if len(st.weights) > 0 && w != st.weights[0] {
 			st.equal = false
 		}
 		st.active = append(st.active, s)
-		st.total += uint64(s.weight)
+		st.weights = append(st.weights, w)
+		st.total += uint64(w)
 	}
 	return st
 }
@@ -132,6 +138,9 @@ func (p *Pool) Add(servers ...*Server) error {
 	next := slices.Grow(slices.Clone(old.servers), len(servers))
 	if err := checkNew(old.byName, servers); err != nil {
 		return err
+	}
+	for _, s := range servers {
+		s.joined(p)
 	}
 	p.store(old, newPoolState(old.version+1, append(next, servers...)))
 	return nil
@@ -179,6 +188,9 @@ func (p *Pool) Remove(servers ...*Server) error {
 		}
 	}
 	p.store(old, newPoolState(old.version+1, next))
+	for _, s := range servers {
+		s.left(p)
+	}
 	return nil
 }
 
@@ -194,8 +206,39 @@ func (p *Pool) Update(servers ...*Server) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.load()
+	for _, s := range servers {
+		s.joined(p)
+	}
 	p.store(old, newPoolState(old.version+1, slices.Clone(servers)))
+	kept := make(map[*Server]bool, len(servers))
+	for _, s := range servers {
+		kept[s] = true
+	}
+	for _, s := range old.servers {
+		if !kept[s] {
+			s.left(p)
+		}
+	}
 	return nil
+}
+
+// weightChanged rebuilds the snapshot after a change of the weight of s
+// from old to w, if s is a member, so that the balancers' tables are
+// derived again; the version grows by one.
+func (p *Pool) weightChanged(s *Server, old, w int) {
+	p.mu.Lock()
+	st := p.load()
+	member := st.byName[s.name] == s
+	if member {
+		p.store(st, newPoolState(st.version+1, st.servers))
+	}
+	p.mu.Unlock()
+	if !member {
+		return
+	}
+	// EventWeightChanged (Server s, Weight w, OldWeight old) is emitted
+	// here, outside p.mu, once the pool's observers exist.
+	_, _ = old, w
 }
 
 // Servers returns the pool's members in the order they were added. The

@@ -195,7 +195,7 @@ func pickUntried(b Balancer, pick func() (PickResult, error), want func(*Server)
 		if !want(s) || !s.Available() {
 			continue
 		}
-		if best == nil || s.InFlight()*int64(best.weight) < best.InFlight()*int64(s.weight) {
+		if best == nil || s.InFlight()*int64(best.weight.Load()) < best.InFlight()*int64(s.weight.Load()) {
 			best = s
 		}
 	}

@@ -94,9 +94,9 @@ func (st *poolState) aliasTable() *aliasTable {
 	if at := st.alias.Load(); at != nil {
 		return at
 	}
-	weights := make([]uint64, len(st.active))
-	for i, s := range st.active {
-		weights[i] = uint64(s.weight)
+	weights := make([]uint64, len(st.weights))
+	for i, w := range st.weights {
+		weights[i] = uint64(w)
 	}
 	st.alias.CompareAndSwap(nil, newAliasTable(weights))
 	return st.alias.Load()

@@ -172,11 +172,7 @@ func (st *poolState) smoothOrder() []int32 {
 	if p := st.smooth.Load(); p != nil {
 		return *p
 	}
-	weights := make([]int, len(st.active))
-	for i, s := range st.active {
-		weights[i] = s.weight
-	}
-	order := smoothOrder(weights)
+	order := smoothOrder(st.weights)
 	st.smooth.CompareAndSwap(nil, &order)
 	return *st.smooth.Load()
 }

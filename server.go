@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/bits"
 	"net/http"
 	"net/url"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 )
 
 // MaxWeight is the largest weight a server may have. It keeps the weighted
@@ -17,9 +21,10 @@ import (
 const MaxWeight = 1_000_000
 
 // Server is one backend: a URL to forward requests to, or an in-process
-// [http.Handler] to call. Its configuration (name, URL or handler, weight) is
-// fixed when it is made; its state (health, requests in flight, counters)
-// lives in atomics, so reading it never takes a lock.
+// [http.Handler] to call. Its name, URL or handler and labels are fixed
+// when it is made; its weight may change ([Server.SetWeight]); its state
+// (health, requests in flight, counters) lives in atomics, so reading it
+// never takes a lock.
 //
 // A Server may belong to several pools and be shared by any number of
 // balancers; its in-flight count is then the sum over all of them. It is
@@ -35,7 +40,7 @@ type Server struct {
 	load     atomic.Uint64
 	flags    atomic.Uint32 // flagDown | flagDraining | flagEjected
 	fails    atomic.Uint32 // consecutive failures seen by a Proxy
-	weight   int
+	weight   atomic.Int32  // 0..MaxWeight; see SetWeight
 	failures atomic.Uint64
 	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
 	_        [cacheLine - 40]byte
@@ -54,6 +59,16 @@ type Server struct {
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
 
+	// labels is the server's metadata, never changed once made; nil when
+	// there is none.
+	labels map[string]string
+
+	// pools lists the pools the server has been added to (some may have
+	// removed it since), so that SetWeight can rebuild their snapshots.
+	// Weak pointers: a server does not keep a dropped pool alive.
+	pools   []weak.Pointer[Pool]
+	poolsMu sync.Mutex // guards pools and serializes weight changes
+
 	// extraDoneSeen is set once an extra Done has been logged.
 	extraDoneSeen atomic.Bool
 	// The padding rounds the size up to whole cache lines, with ints and
@@ -66,9 +81,10 @@ type Server struct {
 const wordSize = bits.UintSize / 8
 
 // coldSize is the size of the fields of Server after its first cache line:
-// eight words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1), a
-// 64-bit integer and a 32-bit one.
-const coldSize = 8*wordSize + 8 + 4
+// twelve words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1,
+// labels: 1, pools: 3), a 64-bit integer, a sync.Mutex (8 bytes) and a
+// 32-bit integer.
+const coldSize = 12*wordSize + 8 + 8 + 4
 
 // slowStart is one slow-start ramp: the server's share grows from minRamp
 // to full between start and start+window (Unix nanoseconds). It is never
@@ -109,6 +125,8 @@ type serverOptions struct {
 	name    string
 	nameSet bool
 	down    bool
+	labels  map[string]string
+	lerr    error // a bad WithLabels
 }
 
 // WithWeight sets the server's relative weight: a server of weight 2 gets
@@ -126,6 +144,25 @@ func WithWeight(w int) ServerOption {
 // given to [NewServer], without its user info.
 func WithName(name string) ServerOption {
 	return func(o *serverOptions) { o.name, o.nameSet = name, true }
+}
+
+// WithLabels attaches labels to the server: key/value metadata such as
+// its zone or version, which custom balancers read with [Server.Labels] and
+// status pages show ([Stats].Labels). The map is copied; later changes to it
+// do not reach the server. An empty key is an error. Given more than once,
+// the last one counts.
+func WithLabels(labels map[string]string) ServerOption {
+	return func(o *serverOptions) {
+		o.labels, o.lerr = nil, nil
+		if len(labels) == 0 {
+			return
+		}
+		if _, ok := labels[""]; ok {
+			o.lerr = fmt.Errorf("WithLabels: empty label key \"\" (value %q)", labels[""])
+			return
+		}
+		o.labels = maps.Clone(labels)
+	}
 }
 
 // WithDown makes the server start unhealthy, so that it takes no traffic
@@ -205,8 +242,11 @@ func newServer(what, name string, u *url.URL, h http.Handler, opts []ServerOptio
 		return nil, fmt.Errorf("lb: %s: weight %d is above the maximum %d", what, o.weight, MaxWeight)
 	case o.nameSet && o.name == "":
 		return nil, fmt.Errorf(`lb: %s: WithName: empty name ""`, what)
+	case o.lerr != nil:
+		return nil, fmt.Errorf("lb: %s: %w", what, o.lerr)
 	}
-	s := &Server{name: o.name, nameHash: hashString(o.name, 0), url: u, handler: h, weight: o.weight}
+	s := &Server{name: o.name, nameHash: hashString(o.name, 0), url: u, handler: h, labels: o.labels}
+	s.weight.Store(int32(o.weight))
 	if o.down {
 		s.flags.Store(flagDown)
 	}
@@ -239,7 +279,84 @@ func (s *Server) URL() *url.URL {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Weight returns the server's weight; 0 means it takes no picks.
-func (s *Server) Weight() int { return s.weight }
+func (s *Server) Weight() int { return int(s.weight.Load()) }
+
+// SetWeight changes the server's weight while traffic flows, keeping its
+// state and counters (requests in flight, statistics, health, slow start).
+// Every balancer over every pool the server is in sees the new weight:
+// [LeastConn], [P2C] and the latency-aware balancers at once, and the
+// balancers that derive tables from the weights ([WeightedRoundRobin],
+// [Random], [ConsistentHash]) once each pool has rebuilt its snapshot, as
+// for a change of membership (its version grows by one), which SetWeight
+// does before it returns. Weight 0 drains the server as [WithWeight] does:
+// it stays in its pools and takes no picks; requests in flight are not
+// affected. A weight below 0 or above [MaxWeight] is an error, and the
+// weight is then left as it was. Setting the weight it already has changes
+// nothing.
+func (s *Server) SetWeight(w int) error {
+	switch {
+	case w < 0:
+		return fmt.Errorf("lb: server %q: SetWeight: weight %d is negative", s.name, w)
+	case w > MaxWeight:
+		return fmt.Errorf("lb: server %q: SetWeight: weight %d is above the maximum %d", s.name, w, MaxWeight)
+	}
+	// The weight is stored and the pools read under poolsMu, which
+	// Pool.Add takes to record itself before it reads weights: a pool
+	// either reads the new weight when it builds its snapshot, or is on
+	// the list and rebuilt below.
+	s.poolsMu.Lock()
+	old := int(s.weight.Swap(int32(w)))
+	if old == w {
+		s.poolsMu.Unlock()
+		return nil
+	}
+	pools := make([]*Pool, 0, len(s.pools))
+	for _, wp := range s.pools {
+		if p := wp.Value(); p != nil {
+			pools = append(pools, p)
+		}
+	}
+	s.poolsMu.Unlock()
+	flagsChanged() // hashing's cached usable weight is worked out again
+	for _, p := range pools {
+		p.weightChanged(s, old, w)
+	}
+	return nil
+}
+
+// joined records that s is in pool p (called with p.mu held, before p
+// reads the weight of s).
+func (s *Server) joined(p *Pool) {
+	s.poolsMu.Lock()
+	defer s.poolsMu.Unlock()
+	live := s.pools[:0]
+	have := false
+	for _, wp := range s.pools {
+		if q := wp.Value(); q != nil {
+			have = have || q == p
+			live = append(live, wp)
+		}
+	}
+	clear(s.pools[len(live):])
+	s.pools = live
+	if !have {
+		s.pools = append(s.pools, weak.Make(p))
+	}
+}
+
+// left records that s is no longer in pool p.
+func (s *Server) left(p *Pool) {
+	s.poolsMu.Lock()
+	defer s.poolsMu.Unlock()
+	s.pools = slices.DeleteFunc(s.pools, func(wp weak.Pointer[Pool]) bool {
+		q := wp.Value()
+		return q == nil || q == p
+	})
+}
+
+// Labels returns a copy of the server's labels (see [WithLabels]), or nil
+// when it has none.
+func (s *Server) Labels() map[string]string { return maps.Clone(s.labels) }
 
 // Healthy reports whether the server is marked healthy. New servers are
 // healthy unless made with [WithDown].
@@ -367,7 +484,7 @@ func (s *Server) Ejected() bool { return s.flags.Load()&flagEjected != 0 }
 // healthy, not ejected, not draining, and its weight is above 0. A
 // slow-starting server is available, at a reduced share.
 func (s *Server) Available() bool {
-	return s.weight > 0 && s.flags.Load()&(flagDown|flagEjected|flagDraining) == 0
+	return s.weight.Load() > 0 && s.flags.Load()&(flagDown|flagEjected|flagDraining) == 0
 }
 
 // available is the balancers' fast check, for servers known to have weight
@@ -504,6 +621,8 @@ type Stats struct {
 	Failures uint64 `json:"failures"`
 	// LastLatency is the Duration of the last request that reported one.
 	LastLatency time.Duration `json:"last_latency_ns"`
+	// Labels is a copy of the server's labels; nil when it has none.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Stats returns a snapshot of the server's state and counters.
@@ -512,7 +631,7 @@ func (s *Server) Stats() Stats {
 	ramp, _, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
 	st := Stats{
 		Name:        s.name,
-		Weight:      s.weight,
+		Weight:      int(s.weight.Load()),
 		Healthy:     flags&flagDown == 0,
 		Draining:    flags&flagDraining != 0,
 		Ejected:     flags&flagEjected != 0,
@@ -521,6 +640,7 @@ func (s *Server) Stats() Stats {
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
 		LastLatency: time.Duration(s.latency.Load()),
+		Labels:      maps.Clone(s.labels),
 	}
 	if s.url != nil {
 		st.URL = displayURL(s.url)
