@@ -276,30 +276,43 @@ func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 // read 1 just then.) A custom balancer that calls [Server.Acquire] gets
 // that guarantee only for a drain under way: see there.
 func (p *Pool) Drain(ctx context.Context, s *Server) error {
+	finish, err := p.beginDrain(s)
+	if err != nil {
+		return err
+	}
+	return finish(ctx)
+}
+
+// beginDrain is the first half of Drain: once it has returned, balancers
+// no longer pick s. finish is the second half: it waits for s to go idle
+// or for ctx, and removes s.
+func (p *Pool) beginDrain(s *Server) (finish func(ctx context.Context) error, err error) {
 	if s == nil || p.Server(s.name) != s {
-		return fmt.Errorf("%w: %v", ErrUnknownServer, s)
+		return nil, fmt.Errorf("%w: %v", ErrUnknownServer, s)
 	}
 	if !s.setFlag(flagDraining) {
-		return fmt.Errorf("lb: drain %q: %w", s.name, errDraining)
+		return nil, fmt.Errorf("lb: drain %q: %w", s.name, errDraining)
 	}
 	// Done wakes ch when the count reaches 0 with the flag set; the count
 	// is read after ch is in place, so neither side can miss the other.
 	ch := make(chan struct{})
 	s.idle.Store(&ch)
-	var err error
-	if s.InFlight() > 0 {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			err = fmt.Errorf("lb: drain %q: %d requests still in flight: %w", s.name, s.InFlight(), ctx.Err())
+	return func(ctx context.Context) error {
+		var err error
+		if s.InFlight() > 0 {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				err = fmt.Errorf("lb: drain %q: %d requests still in flight: %w", s.name, s.InFlight(), ctx.Err())
+			}
 		}
-	}
-	s.idle.CompareAndSwap(&ch, nil)
-	if rerr := p.Remove(s); rerr != nil && err == nil {
-		err = rerr // removed meanwhile by someone else
-	}
-	s.clearFlag(flagDraining)
-	return err
+		s.idle.CompareAndSwap(&ch, nil)
+		if rerr := p.Remove(s); rerr != nil && err == nil {
+			err = rerr // removed meanwhile by someone else
+		}
+		s.clearFlag(flagDraining)
+		return err
+	}, nil
 }
 
 // acquire counts a request in flight on s, which a pick chose from the
