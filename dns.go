@@ -458,28 +458,29 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 			// and says so; the rest are good.
 			w.log.LogAttrs(ctx, slog.LevelWarn, "lb: DNS: records skipped", slog.String("error", err.Error()))
 		}
-		resolved := make(map[string][]netip.Addr, len(srvs))
+		var targets []string
+		index := make(map[string]int, len(srvs))
 		for _, r := range srvs {
 			if r.Port == 0 || r.Target == "" || r.Target == "." {
 				w.log.LogAttrs(ctx, slog.LevelWarn, "lb: DNS: SRV record skipped: no port or no target",
 					slog.String("target", r.Target), slog.Int("port", int(r.Port)))
 				continue
 			}
-			addrs, ok := resolved[r.Target]
-			if !ok {
-				addrs, err = w.o.resolver.LookupNetIP(ctx, "ip", r.Target)
-				var dnsErr *net.DNSError
-				if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
-					// Not an answer: the whole lookup failed.
-					return fmt.Errorf("SRV target %q: %w", r.Target, err)
-				}
-				if err != nil {
-					w.log.LogAttrs(ctx, slog.LevelWarn, "lb: DNS: SRV target skipped: it does not resolve",
-						slog.String("target", r.Target), slog.String("error", err.Error()))
-				}
-				resolved[r.Target] = addrs
+			if _, ok := index[r.Target]; !ok {
+				index[r.Target] = len(targets)
+				targets = append(targets, r.Target)
 			}
-			for _, ip := range addrs {
+		}
+		addrs, err := w.resolveTargets(ctx, targets)
+		if err != nil {
+			return err
+		}
+		for _, r := range srvs {
+			i, ok := index[r.Target]
+			if !ok || r.Port == 0 {
+				continue
+			}
+			for _, ip := range addrs[i] {
 				w.add(netip.AddrPortFrom(ip.Unmap(), r.Port), r.Priority, max(int(r.Weight), 1))
 			}
 		}
@@ -493,6 +494,39 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 	// Each address once, at its lowest priority.
 	w.next = slices.CompactFunc(w.next, func(a, b dnsRecord) bool { return a.addr == b.addr })
 	return nil
+}
+
+// targetLookups bounds the lookups of SRV targets under way at once.
+const targetLookups = 16
+
+// resolveTargets looks up the addresses of the SRV targets, a few at a
+// time. A target that does not exist is skipped (logged); any other
+// failure fails the whole lookup.
+func (w *dnsWatcher) resolveTargets(ctx context.Context, targets []string) ([][]netip.Addr, error) {
+	addrs := make([][]netip.Addr, len(targets))
+	errs := make([]error, len(targets))
+	sem := make(chan struct{}, targetLookups)
+	var wg sync.WaitGroup
+	for i, target := range targets {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			addrs[i], errs[i] = w.o.resolver.LookupNetIP(ctx, "ip", target)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		var dnsErr *net.DNSError
+		if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+			return nil, fmt.Errorf("SRV target %q: %w", targets[i], err)
+		}
+		w.log.LogAttrs(ctx, slog.LevelWarn, "lb: DNS: SRV target skipped: it does not resolve",
+			slog.String("target", targets[i]), slog.String("error", err.Error()))
+	}
+	return addrs, nil
 }
 
 func (w *dnsWatcher) add(a netip.AddrPort, prio uint16, weight int) {
