@@ -124,7 +124,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 <h1>Pool status</h1>
 <p>{{.Available}} of {{len .Servers}} servers available · version {{.Version}} · refreshes every 5 s</p>
 <table><thead><tr><th>Server</th><th>URL</th><th>State</th><th>Weight</th><th>In flight</th><th>Requests</th><th>Failures</th><th>Last latency</th></tr></thead><tbody>
-{{range .Servers}}<tr><td>{{.Name}}</td><td>{{if .URL}}{{.URL}}{{else}}in process{{end}}</td><td class="{{class .}}">{{state .}}</td><td class="n">{{.Weight}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.Requests}}</td><td class="n">{{.Failures}}</td><td class="n">{{ms .LastLatency}}</td></tr>
+{{range .Servers}}<tr><td>{{.Name}}{{range $k, $v := .Labels}} <small>{{$k}}={{$v}}</small>{{end}}</td><td>{{if .URL}}{{.URL}}{{else}}in process{{end}}</td><td class="{{class .}}">{{state .}}</td><td class="n">{{.Weight}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.Requests}}</td><td class="n">{{.Failures}}</td><td class="n">{{ms .LastLatency}}</td></tr>
 {{end}}</tbody></table>
 {{range .Estimates}}<h2>{{.Balancer}}: latency estimates</h2>
 <table><thead><tr><th>Server</th><th>Estimate</th><th>Failure rate</th></tr></thead><tbody>
