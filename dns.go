@@ -694,8 +694,8 @@ func (w *dnsWatcher) activePriority() uint16 {
 		r := &w.last[i]
 		d := w.owned[r.addr]
 		if d == nil {
-			if !w.draining[r.addr] {
-				return r.prio
+			if !w.draining[r.addr] && !w.conflicts[r.addr] {
+				return r.prio // about to be added, healthy unless WithDown
 			}
 			continue
 		}
