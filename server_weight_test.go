@@ -3,6 +3,7 @@ package lb
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -167,7 +168,7 @@ func TestSetWeightZeroDrains(t *testing.T) {
 func TestSetWeightBadValues(t *testing.T) {
 	t.Parallel()
 	_, s := newTestPool(t, 2)
-	for _, w := range []int{-1, MaxWeight + 1, 1 << 40} {
+	for _, w := range []int{-1, MaxWeight + 1, math.MaxInt} {
 		err := s[0].SetWeight(w)
 		require.ErrorContains(t, err, fmt.Sprintf("weight %d", w))
 		require.ErrorContains(t, err, `lb: server "s0"`)
