@@ -217,6 +217,7 @@ func TestWatchDNSSRV(t *testing.T) {
 		"10 30 8081 b.test.",
 		"10 5 0 c.test.", // port 0: skipped
 		"10 5 8082 missing.test.",
+		"10 5 8083 bad!name.test.", // not a host name: left out by the resolver
 		"20 0 9090 backup.test.",
 	)
 	d.setA("a.test", "10.0.0.1")
@@ -244,6 +245,7 @@ func TestWatchDNSSRV(t *testing.T) {
 	}, poolWeights(pool))
 	assert.Contains(t, logs.String(), "SRV record skipped: no port or no target")
 	assert.Contains(t, logs.String(), "SRV target skipped: it does not resolve")
+	assert.Contains(t, logs.String(), "lb: DNS: records skipped")
 
 	// Reweighted in place.
 	a := pool.Server("http://10.0.0.1:8080")
