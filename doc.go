@@ -29,13 +29,15 @@
 // servers of a pool; [StatusHandler] and [AdminHandler] show and change a
 // pool at run time. [TCPProxy] balances TCP connections with the same
 // balancers ("tcp://host:port" servers, PROXY protocol, splice on Linux).
+// [WatchDNS] keeps a pool in step with DNS A, AAAA or SRV records, and
+// [Server.SetWeight] changes a server's weight in place.
 //
 // Every balancer skips unhealthy and draining servers and servers of weight
 // 0, and returns an error wrapping [ErrNoServer] when none is left. Every
 // balancer is safe for concurrent use, and its Pick neither blocks, locks nor
 // allocates (the weighted and hashing balancers build a table on the first
-// pick after each change of the pool's membership, and reuse it until the
-// next). Every random choice goes through [WithRand], so tests can fix it.
+// pick after each change of the pool's membership or of a weight, and reuse
+// it until the next). Every random choice goes through [WithRand], so tests can fix it.
 //
 // # Pick and Done
 //
