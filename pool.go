@@ -252,11 +252,12 @@ func (p *Pool) Server(name string) *Server { return p.load().byName[name] }
 func (p *Pool) Len() int { return len(p.load().servers) }
 
 // Version returns a number that grows by one with every change of
-// membership, starting from 0 for an empty new pool.
+// membership, and with every change of a member's weight
+// ([Server.SetWeight]), starting from 0 for an empty new pool.
 func (p *Pool) Version() uint64 { return p.load().version }
 
-// Changed returns a channel that is closed when the pool's membership next
-// changes. A watcher reads the state it needs, then waits on the channel it
+// Changed returns a channel that is closed when the pool's membership, or a
+// member's weight, next changes. A watcher reads the state it needs, then waits on the channel it
 // got before reading, so that no change is missed.
 func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 
