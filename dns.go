@@ -281,13 +281,10 @@ type dnsWatcher struct {
 	failing    bool // the last lookup failed
 }
 
-// dnsServer is a server WatchDNS has added, with what the answer says of
-// it.
+// dnsServer is a server WatchDNS has added.
 type dnsServer struct {
-	s      *Server
-	prio   uint16
-	weight int // from SRV; 0 for A and AAAA records
-	seen   uint64
+	s    *Server
+	seen uint64 // the last apply whose answer had it
 }
 
 // dnsRecord is one address of the answer.
@@ -560,7 +557,7 @@ func (w *dnsWatcher) apply() {
 				// Removed by someone else: forget it, add a new one.
 				delete(w.owned, r.addr)
 			} else {
-				d.seen, d.prio, d.weight = w.gen, r.prio, r.weight
+				d.seen = w.gen
 				if w.o.srv && d.s.Weight() != want {
 					if err := d.s.SetWeight(want); err == nil {
 						w.log.LogAttrs(context.Background(), slog.LevelInfo, "lb: DNS: server weight changed",
@@ -587,7 +584,7 @@ func (w *dnsWatcher) apply() {
 			continue
 		}
 		delete(w.conflicts, r.addr)
-		w.owned[r.addr] = &dnsServer{s: s, prio: r.prio, weight: r.weight, seen: w.gen}
+		w.owned[r.addr] = &dnsServer{s: s, seen: w.gen}
 		added = append(added, s)
 	}
 	if len(added) > 0 {
