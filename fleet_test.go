@@ -76,6 +76,15 @@ func TestFleetAgreesOnHashKeys(t *testing.T) {
 		require.Equal(t, owners[0], owners[k], "instance %d disagrees with instance 0", k)
 	}
 
+	// Removing a server moves its keys: the busiest owns at most 1.1/N.
+	share := map[string]int{}
+	for _, o := range owners[0] {
+		share[o]++
+	}
+	for name, n := range share {
+		assert.LessOrEqual(t, float64(n)/float64(len(keys)), 1.1/servers, "%s owns %d keys", name, n)
+	}
+
 	// Each instance drops the same server, whatever its place in its
 	// pool: only that server's keys move, about 1/N of them.
 	gone := urls[3]
