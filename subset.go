@@ -134,11 +134,11 @@ func NewSubset(src *Pool, instance, instances, size int) (*Subset, error) {
 func (sub *Subset) refresh() <-chan struct{} {
 	changed := sub.src.Changed()
 	servers := subsetOf(sub.src.Servers(), sub.instance, sub.instances, sub.size)
-	if !slices.Equal(servers, sub.pool.load().servers) {
-		// The servers come from a pool, so they are neither nil nor
-		// of repeated names: Update cannot fail.
-		_ = sub.pool.Update(servers...)
-	}
+	// Updated even when the members are the same, so that what the
+	// balancers derive from the members (weights) is built afresh too.
+	// The servers come from a pool, so they are neither nil nor of
+	// repeated names: Update cannot fail.
+	_ = sub.pool.Update(servers...)
 	return changed
 }
 

@@ -306,3 +306,35 @@ func TestSubsetKeepsDrainingServersOut(t *testing.T) {
 	first.Done(DoneInfo{})
 	require.NoError(t, <-drained)
 }
+
+// TestSubsetRefreshesOnEveryChange checks that a change of the source that
+// leaves the subset's members as they were still gives the subset a new
+// snapshot, so that what balancers derive from it is rebuilt.
+func TestSubsetRefreshesOnEveryChange(t *testing.T) {
+	t.Parallel()
+	all := fleetServers(t, 40)
+	src, err := NewPool(all[:10]...)
+	require.NoError(t, err)
+	sub, err := NewSubset(src, 0, 4, 3)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Close() })
+	before := sub.Pool().Servers()
+	var outside *Server
+	for _, s := range all[10:] {
+		got, err := SubsetOf(append(src.Servers(), s), 0, 4, 3)
+		require.NoError(t, err)
+		if slices.Equal(got, before) {
+			outside = s
+			break
+		}
+	}
+	require.NotNil(t, outside, "a server that stays out of the subset")
+	changed := sub.Pool().Changed()
+	require.NoError(t, src.Add(outside))
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the subset was not refreshed")
+	}
+	assert.Equal(t, before, sub.Pool().Servers())
+}
