@@ -97,7 +97,8 @@ func writeSubsets(w io.Writer, all []*result) {
 		return
 	}
 	fmt.Fprintf(w, "\n## Subsetting: how evenly connections and requests spread\n\n"+
-		"Each instance balances over its own subset of the servers only. connections max/mean is over the servers of the "+
+		"Each instance balances over its own subset of the servers only; runs of 10 virtual seconds over 100 servers, "+
+		"4 over 1,000 (each server still gets thousands of requests). connections max/mean is over the servers of the "+
 		"number of instances whose subset holds each; requests max/mean of the picks each server got. Every server can have "+
 		"the same number of connections only when instances × size is a multiple of the servers' number; otherwise the best "+
 		"plan gives some servers one more than others.\n\n"+
