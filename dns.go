@@ -223,7 +223,8 @@ func DNSLogger(l *slog.Logger) DNSOption {
 //   - a server whose address is still in the answer is left as it is, with
 //     its state and counters (requests in flight, statistics, health, slow
 //     start); with [DNSSRV], a changed weight is applied in place
-//     ([Server.SetWeight]);
+//     ([Server.SetWeight]), and the weight of such a server is the
+//     record's: a weight set by other hands is set back at the next lookup;
 //   - a server whose address has left the answer is drained ([Pool.Drain]):
 //     it takes no new request, and leaves the pool once its requests in
 //     flight have ended (see [DNSDrainTimeout]); no request is cut.
