@@ -121,7 +121,7 @@ const maxPendingEvents = 1 << 14
 // Which changes a pool reports: its own membership (added, removed,
 // draining, drained, and a failed discovery lookup for it), and every
 // change of state of each server while it is a member (up, down, ejected,
-// readmitted, slow start, weight), whoever made it: a [HealthChecker], a
+// readmitted, slow start), whoever made it: a [HealthChecker], a
 // [Proxy] or [TCPProxy] (with or without a pool behind its balancer), or a
 // call of [Server.SetHealthy] or [Server.SlowStart]. A server in several
 // pools has its changes of state heard by the observers of each of them,

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -643,4 +645,60 @@ func TestObserverQueueBound(t *testing.T) {
 		assert.EqualValues(t, 1+maxPendingEvents, n.Load())
 		assert.Equal(t, []string{"lb: a pool observer is too slow: events are being dropped"}, logs.messages())
 	})
+}
+
+// A TCPProxy's ejections are reported as a Proxy's are: they share passive
+// health.
+func TestObserveTCPEjection(t *testing.T) {
+	t.Parallel()
+	be := newTCPBackend(t, echo)
+	refused := refusedAddr(t)
+	servers := tcpServers(t, refused, be.addr)
+	pool, err := NewPool(servers...)
+	require.NoError(t, err)
+	r := observed(t, pool)
+	rr, err := NewRoundRobin(pool, WithStart(0))
+	require.NoError(t, err)
+	_, addr := newTCPTestProxy(t, rr, WithTCPPassiveHealth(2, time.Hour))
+
+	for range 4 { // round robin: the refused server comes first twice
+		c := dialTCP(t, addr)
+		_, err := c.Write([]byte("x"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, make([]byte, 1))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+	}
+	events := r.take()
+	require.Len(t, events, 1)
+	e := events[0]
+	assert.Equal(t, EventEjected, e.Kind)
+	assert.Same(t, servers[0], e.Server)
+	assert.Equal(t, 2, e.Failures)
+	assert.Equal(t, time.Hour, e.Until.Sub(e.Time))
+	assert.ErrorIs(t, e.Err, syscall.ECONNREFUSED)
+	assert.Equal(t, "ejected", servers[0].Stats().State)
+	assert.Equal(t, e.Err.Error(), servers[0].Stats().Reason)
+}
+
+// Picks and Dones report nothing and allocate nothing with observers
+// attached.
+func TestObserverNotOnPickPath(t *testing.T) {
+	// Not parallel: AllocsPerRun counts the allocations of the whole
+	// process.
+	p, _ := newTestPool(t, 1, 2, 3)
+	var n atomic.Int64
+	defer p.Observe(func(Event) { n.Add(1) })()
+	for _, alg := range algorithms {
+		b, err := alg.new(p, seeded(1))
+		require.NoError(t, err)
+		pickDone := func() {
+			res, err := b.Pick(nil)
+			require.NoError(t, err)
+			res.Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
+		}
+		pickDone() // builds any table, once per snapshot
+		assert.Zero(t, testing.AllocsPerRun(100, pickDone), alg.name)
+	}
+	assert.Zero(t, n.Load())
 }
