@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -540,7 +541,11 @@ func (s *Server) rampChanged(ev *serverEvents, r *slowStart, window time.Duratio
 	if r == nil {
 		return Event{Kind: EventSlowStartEnded}, old != nil
 	}
-	until := time.Unix(0, r.start+r.window)
+	end := r.start + r.window
+	if end < r.start {
+		end = math.MaxInt64 // past the year 2262
+	}
+	until := time.Unix(0, end)
 	ev.rampTimer = time.AfterFunc(min(max(time.Until(until), 0), window), func() { s.rampOver(r) })
 	return Event{Kind: EventSlowStartBegan, Until: until}, true
 }

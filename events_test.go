@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -701,4 +702,21 @@ func TestObserverNotOnPickPath(t *testing.T) {
 		assert.Zero(t, testing.AllocsPerRun(100, pickDone), alg.name)
 	}
 	assert.Zero(t, n.Load())
+}
+
+// A ramp too long to end before the largest time reports that time as its
+// end, and no end before it.
+func TestSlowStartEventLongWindow(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		env := newEventEnv(t)
+		r := observed(t, env.p)
+		env.a.SlowStart(math.MaxInt64)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		assert.Equal(t, []seen{{Kind: EventSlowStartBegan, Server: "a", Time: env.t0, Until: time.Unix(0, math.MaxInt64)}}, r.seen())
+		env.a.SlowStart(0)
+		synctest.Wait()
+		assert.Equal(t, []seen{{Kind: EventSlowStartEnded, Server: "a", Time: env.at(time.Hour)}}, r.seen())
+	})
 }
