@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 )
 
 // EventKind says what an [Event] reports.
@@ -352,8 +353,11 @@ type serverEvents struct {
 	// Lock order: Pool.mu, then mu, then observers.mu.
 	mu sync.Mutex
 	// pools are the pools the server is a member of; replaced, never
-	// changed in place.
-	pools []*Pool
+	// changed in place. They are weak pointers, so that a pool that is no
+	// longer used is collected even while its servers live on: such a
+	// pool is left out of every report and dropped at the next change of
+	// membership.
+	pools []weak.Pointer[Pool]
 	// rec is the state as Stats shows it.
 	rec       atomic.Pointer[stateRecord]
 	ejections atomic.Uint64
@@ -410,8 +414,10 @@ func (s *Server) change(to *Pool, apply func(ev *serverEvents, now time.Time) (E
 		to.obs.enqueue(e)
 		return true
 	}
-	for _, p := range ev.pools {
-		p.obs.enqueue(e)
+	for _, wp := range ev.pools {
+		if p := wp.Value(); p != nil {
+			p.obs.enqueue(e)
+		}
 	}
 	return true
 }
@@ -424,8 +430,10 @@ func (s *Server) flush() {
 	s.ev.mu.Lock()
 	pools := s.ev.pools
 	s.ev.mu.Unlock()
-	for _, p := range pools {
-		p.obs.deliver()
+	for _, wp := range pools {
+		if p := wp.Value(); p != nil {
+			p.obs.deliver()
+		}
 	}
 }
 
@@ -569,7 +577,7 @@ func (s *Server) rampOver(r *slowStart) {
 func (p *Pool) joined(servers []*Server) {
 	for _, s := range servers {
 		s.change(p, func(ev *serverEvents, _ time.Time) (Event, bool) {
-			ev.pools = append(slices.Clip(ev.pools), p)
+			ev.pools = append(ev.without(nil), weak.Make(p))
 			return Event{Kind: EventAdded, Weight: s.weight}, true
 		})
 	}
@@ -579,9 +587,21 @@ func (p *Pool) joined(servers []*Server) {
 // e (a removal, or the end of a drain). The caller holds p.mu.
 func (p *Pool) left(s *Server, e Event) {
 	s.change(p, func(ev *serverEvents, _ time.Time) (Event, bool) {
-		ev.pools = slices.DeleteFunc(slices.Clone(ev.pools), func(x *Pool) bool { return x == p })
+		ev.pools = ev.without(p)
 		return e, true
 	})
+}
+
+// without returns a new slice of the pools of s but p and those that have
+// been collected. The caller holds ev.mu.
+func (ev *serverEvents) without(p *Pool) []weak.Pointer[Pool] {
+	out := make([]weak.Pointer[Pool], 0, len(ev.pools)+1)
+	for _, wp := range ev.pools {
+		if x := wp.Value(); x != nil && x != p {
+			out = append(out, wp)
+		}
+	}
+	return out
 }
 
 // describeFailure returns the error of a failed attempt: its error, or one

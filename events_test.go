@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -500,6 +501,10 @@ func TestObserverCallsThePool(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		env := newEventEnv(t)
+		// Only a, so that the observer's probes do not overlap those of
+		// the checker's first round (a handler server is not called again
+		// until its last probe's call has returned).
+		require.NoError(t, env.p.Remove(env.b))
 		hc := env.checker(t)
 		var kinds []string
 		env.p.Observe(func(e Event) {
@@ -719,4 +724,26 @@ func TestSlowStartEventLongWindow(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, []seen{{Kind: EventSlowStartEnded, Server: "a", Time: env.at(time.Hour)}}, r.seen())
 	})
+}
+
+// A server does not keep alive the pools it was put in: one that is no
+// longer used is collected, and forgotten at the server's next change of
+// membership.
+func TestServerForgetsCollectedPools(t *testing.T) {
+	t.Parallel()
+	s := newTestServers(t, 1)[0]
+	for range 100 {
+		p, err := NewPool(s)
+		require.NoError(t, err)
+		p.Observe(func(Event) {})
+	}
+	runtime.GC()
+	p, err := NewPool(s)
+	require.NoError(t, err)
+	r := observed(t, p)
+	s.SetHealthy(false)
+	assert.Len(t, r.take(), 1)
+	s.ev.mu.Lock()
+	defer s.ev.mu.Unlock()
+	assert.Len(t, s.ev.pools, 1, "only the pool in use")
 }
