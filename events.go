@@ -15,7 +15,8 @@ import (
 	"weak"
 )
 
-// EventKind says what an [Event] reports.
+// EventKind says what an [Event] reports. The zero EventKind is no kind:
+// no event has it.
 type EventKind int
 
 // The kinds of [Event].
@@ -88,7 +89,8 @@ func (k EventKind) String() string {
 
 // Event reports one change of a pool or of one of its servers. Only the
 // fields that the kind's documentation names are set; the others are
-// zero.
+// zero. An Event is a plain value, which an observer may keep and pass to
+// other goroutines; the zero Event reports nothing.
 type Event struct {
 	Kind EventKind
 	// Server is the server that changed; nil for an event about the pool
@@ -109,7 +111,9 @@ type Event struct {
 }
 
 // Observer is a function that [Pool.Observe] calls with each change of a
-// pool and of its servers.
+// pool and of its servers. The pool never calls one observer concurrently
+// with itself (see Observe); an observer given to several pools may be
+// called by them at once.
 type Observer func(Event)
 
 // maxPendingEvents bounds the events a pool holds for its observers while
