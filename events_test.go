@@ -747,3 +747,33 @@ func TestServerForgetsCollectedPools(t *testing.T) {
 	defer s.ev.mu.Unlock()
 	assert.Len(t, s.ev.pools, 1, "only the pool in use")
 }
+
+// A server that joins while the checker runs starts its slow start, and
+// its observers hear it outside the checker's locks: this one probes from
+// within.
+func TestObserveSlowStartOfJoiningServer(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		env := newEventEnv(t)
+		hc := env.checker(t, WithSlowStart(10*time.Second), WithCheckInterval(time.Minute, time.Minute))
+		r := observed(t, env.p)
+		env.p.Observe(func(e Event) {
+			if e.Kind == EventSlowStartBegan {
+				hc.CheckOnce(context.Background())
+			}
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error)
+		go func() { ran <- hc.Run(ctx) }()
+		synctest.Wait()
+		time.Sleep(time.Second)
+		require.NoError(t, env.p.Add(env.c))
+		synctest.Wait()
+		assert.Equal(t, []seen{
+			{Kind: EventAdded, Server: "c", Time: env.at(time.Second), Weight: 3},
+			{Kind: EventSlowStartBegan, Server: "c", Time: env.at(time.Second), Until: env.at(11 * time.Second)},
+		}, r.seen())
+		cancel()
+		require.NoError(t, <-ran)
+	})
+}
