@@ -41,6 +41,8 @@ type Pool struct {
 	panicAt atomic.Uint64
 	// clock, if set, replaces time.Now for slow-start ramps.
 	clock atomic.Pointer[func() time.Time]
+	// obs are the pool's observers (see Observe).
+	obs observers
 }
 
 // poolState is one immutable snapshot of a pool's membership, with what the
@@ -127,11 +129,13 @@ func (p *Pool) store(old, next *poolState) {
 
 // Add adds servers to the pool. Either all of them are added or, on error,
 // none: a nil server, or one whose name is already in the pool (or given
-// twice), is an error wrapping [ErrDuplicateServer].
+// twice), is an error wrapping [ErrDuplicateServer]. Each server added is
+// reported to the pool's observers as [EventAdded].
 func (p *Pool) Add(servers ...*Server) error {
 	if len(servers) == 0 {
 		return nil
 	}
+	defer p.obs.deliver() // after the unlock: observers are called outside it
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.load()
@@ -139,10 +143,10 @@ func (p *Pool) Add(servers ...*Server) error {
 	if err := checkNew(old.byName, servers); err != nil {
 		return err
 	}
-	for _, s := range servers {
-		s.joined(p)
-	}
-	p.store(old, newPoolState(old.version+1, append(next, servers...)))
+	st := newPoolState(old.version+1, append(next, servers...))
+	p.store(old, st)
+	p.joined(servers)
+	p.restale(st)
 	return nil
 }
 
@@ -166,8 +170,16 @@ func checkNew(have map[string]*Server, servers []*Server) error {
 // on error, none: a server that is not a member is an error wrapping
 // [ErrUnknownServer]. Requests already in flight on a removed server are not
 // affected, and their Done still works; to wait for them, drain the server
-// first.
+// first. Each server removed is reported to the pool's observers as
+// [EventRemoved].
 func (p *Pool) Remove(servers ...*Server) error {
+	defer p.obs.deliver() // after the unlock: observers are called outside it
+	return p.remove(servers, Event{Kind: EventRemoved})
+}
+
+// remove takes servers out of the pool, as Remove says, and reports each
+// with e.
+func (p *Pool) remove(servers []*Server, e Event) error {
 	if len(servers) == 0 {
 		return nil
 	}
@@ -188,8 +200,10 @@ func (p *Pool) Remove(servers ...*Server) error {
 		}
 	}
 	p.store(old, newPoolState(old.version+1, next))
-	for _, s := range servers {
-		s.left(p)
+	for _, s := range old.servers {
+		if gone[s] {
+			p.left(s, e)
+		}
 	}
 	return nil
 }
@@ -198,47 +212,71 @@ func (p *Pool) Remove(servers ...*Server) error {
 // refresh does. Servers already in the pool keep their state and counters
 // (pass the same *Server values); the others are added or removed. A nil
 // server or a repeated name is an error, and the pool is then left as it
-// was.
+// was. The pool's observers hear [EventRemoved] for each server that left
+// and [EventAdded] for each that joined; those that stay are not
+// reported.
 func (p *Pool) Update(servers ...*Server) error {
 	if err := checkNew(nil, servers); err != nil {
 		return err
 	}
+	defer p.obs.deliver() // after the unlock: observers are called outside it
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.load()
-	for _, s := range servers {
-		s.joined(p)
-	}
-	p.store(old, newPoolState(old.version+1, slices.Clone(servers)))
-	kept := make(map[*Server]bool, len(servers))
-	for _, s := range servers {
-		kept[s] = true
-	}
+	next := newPoolState(old.version+1, slices.Clone(servers))
+	p.store(old, next)
 	for _, s := range old.servers {
-		if !kept[s] {
-			s.left(p)
+		if next.byName[s.name] != s {
+			p.left(s, Event{Kind: EventRemoved})
 		}
 	}
+	for _, s := range servers {
+		if old.byName[s.name] != s {
+			p.joined([]*Server{s})
+		}
+	}
+	p.restale(next)
 	return nil
 }
 
-// weightChanged rebuilds the snapshot after a change of the weight of s
-// from old to w, if s is a member, so that the balancers' tables are
-// derived again; the version grows by one.
-func (p *Pool) weightChanged(s *Server, old, w int) {
+// weightChanged rebuilds the snapshot after a change of the weight of s,
+// if s is a member, so that the balancers' tables are derived again; the
+// version grows by one.
+func (p *Pool) weightChanged(s *Server) {
 	p.mu.Lock()
-	st := p.load()
-	member := st.byName[s.name] == s
-	if member {
+	defer p.mu.Unlock()
+	if st := p.load(); st.byName[s.name] == s {
 		p.store(st, newPoolState(st.version+1, st.servers))
 	}
-	p.mu.Unlock()
-	if !member {
-		return
+}
+
+// restale rebuilds st, the snapshot just stored, if the weight of one of
+// its servers changed since st read it. The caller holds p.mu and has made
+// the new members know p (Pool.joined): a SetWeight either stored its
+// weight before that, and is seen here, or finds p among the pools of its
+// server, and rebuilds the snapshot itself.
+func (p *Pool) restale(st *poolState) {
+	if st.stale() {
+		p.store(st, newPoolState(st.version+1, st.servers))
 	}
-	// EventWeightChanged (Server s, Weight w, OldWeight old) is emitted
-	// here, outside p.mu, once the pool's observers exist.
-	_, _ = old, w
+}
+
+// stale reports whether the weight of a member differs from the one st
+// read.
+func (st *poolState) stale() bool {
+	j := 0 // st.active is st.servers less those of weight 0, in order
+	for _, s := range st.servers {
+		w := int(s.weight.Load())
+		if j < len(st.active) && st.active[j] == s {
+			if w != st.weights[j] {
+				return true
+			}
+			j++
+		} else if w != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Servers returns the pool's members in the order they were added. The
@@ -276,6 +314,11 @@ func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 // may count itself on s for an instant before it backs out, so InFlight may
 // read 1 just then.) A custom balancer that calls [Server.Acquire] gets
 // that guarantee only for a drain under way: see there.
+//
+// The pool's observers hear [EventDraining] when the drain begins and
+// [EventDrained] once s is idle and out of the pool, or [EventRemoved],
+// with Err set to the error Drain returns, if ctx ended first. The
+// observers of the server's other pools hear neither.
 func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	finish, err := p.beginDrain(s)
 	if err != nil {
@@ -291,7 +334,7 @@ func (p *Pool) beginDrain(s *Server) (finish func(ctx context.Context) error, er
 	if s == nil || p.Server(s.name) != s {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownServer, s)
 	}
-	if !s.setFlag(flagDraining) {
+	if !s.startDrain(p) {
 		return nil, fmt.Errorf("lb: drain %q: %w", s.name, errDraining)
 	}
 	// Done wakes ch when the count reaches 0 with the flag set; the count
@@ -308,10 +351,15 @@ func (p *Pool) beginDrain(s *Server) (finish func(ctx context.Context) error, er
 			}
 		}
 		s.idle.CompareAndSwap(&ch, nil)
-		if rerr := p.Remove(s); rerr != nil && err == nil {
+		end := Event{Kind: EventDrained}
+		if err != nil {
+			end = Event{Kind: EventRemoved, Err: err}
+		}
+		if rerr := p.remove([]*Server{s}, end); rerr != nil && err == nil {
 			err = rerr // removed meanwhile by someone else
 		}
-		s.clearFlag(flagDraining)
+		s.endDrain()
+		p.obs.deliver()
 		return err
 	}, nil
 }

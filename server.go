@@ -9,11 +9,8 @@ import (
 	"math/bits"
 	"net/http"
 	"net/url"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 )
 
 // MaxWeight is the largest weight a server may have. It keeps the weighted
@@ -63,11 +60,9 @@ type Server struct {
 	// there is none.
 	labels map[string]string
 
-	// pools lists the pools the server has been added to (some may have
-	// removed it since), so that SetWeight can rebuild their snapshots.
-	// Weak pointers: a server does not keep a dropped pool alive.
-	pools   []weak.Pointer[Pool]
-	poolsMu sync.Mutex // guards pools and serializes weight changes
+	// ev is what changes of state touch: their order, the state as Stats
+	// shows it, the pools to report them to.
+	ev *serverEvents
 
 	// extraDoneSeen is set once an extra Done has been logged.
 	extraDoneSeen atomic.Bool
@@ -81,10 +76,9 @@ type Server struct {
 const wordSize = bits.UintSize / 8
 
 // coldSize is the size of the fields of Server after its first cache line:
-// twelve words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1,
-// labels: 1, pools: 3), a 64-bit integer, a sync.Mutex (8 bytes) and a
-// 32-bit integer.
-const coldSize = 12*wordSize + 8 + 8 + 4
+// ten words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1,
+// labels: 1, ev: 1), a 64-bit integer and a 32-bit one.
+const coldSize = 10*wordSize + 8 + 4
 
 // slowStart is one slow-start ramp: the server's share grows from minRamp
 // to full between start and start+window (Unix nanoseconds). It is never
@@ -250,6 +244,7 @@ func newServer(what, name string, u *url.URL, h http.Handler, opts []ServerOptio
 	if o.down {
 		s.flags.Store(flagDown)
 	}
+	s.ev = newServerEvents(s.flags.Load())
 	s.done = s.release // bound once: Pick and Done allocate nothing
 	return s, nil
 }
@@ -290,9 +285,9 @@ func (s *Server) Weight() int { return int(s.weight.Load()) }
 // for a change of membership (its version grows by one), which SetWeight
 // does before it returns. Weight 0 drains the server as [WithWeight] does:
 // it stays in its pools and takes no picks; requests in flight are not
-// affected. A weight below 0 or above [MaxWeight] is an error, and the
-// weight is then left as it was. Setting the weight it already has changes
-// nothing.
+// affected. The observers of those pools hear [EventWeightChanged]. A
+// weight below 0 or above [MaxWeight] is an error, and the weight is then
+// left as it was. Setting the weight it already has changes nothing.
 func (s *Server) SetWeight(w int) error {
 	switch {
 	case w < 0:
@@ -300,58 +295,32 @@ func (s *Server) SetWeight(w int) error {
 	case w > MaxWeight:
 		return fmt.Errorf("lb: server %q: SetWeight: weight %d is above the maximum %d", s.name, w, MaxWeight)
 	}
-	// The weight is stored and the pools read under poolsMu, which
-	// Pool.Add takes to record itself before it reads weights: a pool
-	// either reads the new weight when it builds its snapshot, or is on
-	// the list and rebuilt below.
-	s.poolsMu.Lock()
-	old := int(s.weight.Swap(int32(w)))
-	if old == w {
-		s.poolsMu.Unlock()
-		return nil
-	}
-	pools := make([]*Pool, 0, len(s.pools))
-	for _, wp := range s.pools {
-		if p := wp.Value(); p != nil {
-			pools = append(pools, p)
+	// The weight is stored and the pools read under the lock of the
+	// server's changes, which Pool.Add and Pool.Update take to record
+	// themselves among its pools: a pool either sees the new weight once
+	// it has done so (Pool.restale), or is among the pools rebuilt here.
+	var pools []*Pool
+	s.change(nil, func(ev *serverEvents, _ time.Time) (Event, bool) {
+		old := int(s.weight.Swap(int32(w)))
+		if old == w {
+			return Event{}, false
 		}
+		for _, wp := range ev.pools {
+			if p := wp.Value(); p != nil {
+				pools = append(pools, p)
+			}
+		}
+		return Event{Kind: EventWeightChanged, Weight: w, OldWeight: old}, true
+	})
+	if pools == nil {
+		return nil // unchanged, or in no pool
 	}
-	s.poolsMu.Unlock()
 	flagsChanged() // hashing's cached usable weight is worked out again
 	for _, p := range pools {
-		p.weightChanged(s, old, w)
+		p.weightChanged(s)
 	}
+	s.flush() // EventWeightChanged, once the snapshots are rebuilt
 	return nil
-}
-
-// joined records that s is in pool p (called with p.mu held, before p
-// reads the weight of s).
-func (s *Server) joined(p *Pool) {
-	s.poolsMu.Lock()
-	defer s.poolsMu.Unlock()
-	live := s.pools[:0]
-	have := false
-	for _, wp := range s.pools {
-		if q := wp.Value(); q != nil {
-			have = have || q == p
-			live = append(live, wp)
-		}
-	}
-	clear(s.pools[len(live):])
-	s.pools = live
-	if !have {
-		s.pools = append(s.pools, weak.Make(p))
-	}
-}
-
-// left records that s is no longer in pool p.
-func (s *Server) left(p *Pool) {
-	s.poolsMu.Lock()
-	defer s.poolsMu.Unlock()
-	s.pools = slices.DeleteFunc(s.pools, func(wp weak.Pointer[Pool]) bool {
-		q := wp.Value()
-		return q == nil || q == p
-	})
 }
 
 // Labels returns a copy of the server's labels (see [WithLabels]), or nil
@@ -364,12 +333,13 @@ func (s *Server) Healthy() bool { return s.flags.Load()&flagDown == 0 }
 
 // SetHealthy marks the server healthy or not, and reports whether that
 // changed its state, so that callers can log transitions only. Balancers
-// skip unhealthy servers; requests already in flight are not affected.
+// skip unhealthy servers; requests already in flight are not affected. A
+// change is reported to the observers of the server's pools
+// ([Pool.Observe]) as [EventUp] or [EventDown] (with a nil Err).
 func (s *Server) SetHealthy(healthy bool) (changed bool) {
-	if healthy {
-		return s.clearFlag(flagDown)
-	}
-	return s.setFlag(flagDown)
+	changed = s.setHealth(healthy, nil)
+	s.flush()
+	return changed
 }
 
 // setFlag sets f and reports whether it was clear before.
@@ -408,17 +378,36 @@ func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
 // what it would be. [ConsistentHash] sends it the fraction f of its keys
 // (the same keys in every process) and the rest along the ring. A ramp
 // costs the balancers nothing once it has ended.
+//
+// The observers of the server's pools hear of the ramp: see
+// [Server.SlowStartAt].
 func (s *Server) SlowStart(window time.Duration) { s.SlowStartAt(time.Now(), window) }
 
 // SlowStartAt is SlowStart with a ramp that began at start, for a pool
 // whose balancers run on a clock of their own ([Pool.SetClock]).
+//
+// The observers of the server's pools ([Pool.Observe]) hear
+// [EventSlowStartBegan] at once, and [EventSlowStartEnded] when the ramp
+// ends: when start+window comes on the real clock, but never later than
+// window from the call (for a pool on a clock of its own), or at a call
+// with a window of 0 or less. A new ramp replaces the one under way, whose
+// end is then not reported.
 func (s *Server) SlowStartAt(start time.Time, window time.Duration) {
+	s.slowStartAt(start, window)
+	s.flush()
+}
+
+// slowStartAt is SlowStartAt, but only queues its event (see flush).
+func (s *Server) slowStartAt(start time.Time, window time.Duration) {
 	var r *slowStart
 	if window > 0 {
 		r = &slowStart{start: start.UnixNano(), window: int64(window)}
 	}
-	s.slow.Store(r)
-	s.syncRampFlag()
+	s.change(nil, func(ev *serverEvents, _ time.Time) (Event, bool) {
+		s.slow.Store(r)
+		s.syncRampFlag()
+		return s.rampChanged(ev, r, window)
+	})
 }
 
 // endRamp ends the ramp r, which a pick found over, unless another ramp
@@ -607,6 +596,22 @@ type Stats struct {
 	Healthy  bool   `json:"healthy"`
 	Draining bool   `json:"draining"`
 	Ejected  bool   `json:"ejected"`
+	// State is the server's state as balancers see it: "up", "down"
+	// (marked unhealthy), "ejected" (by passive health) or "draining".
+	// When several apply, the first of draining, down and ejected wins.
+	State string `json:"state"`
+	// Reason says why the server is in State, for "down" (the error of
+	// the probe that took it down, or that a caller marked it down) and
+	// "ejected" (the last failure before the ejection); empty otherwise.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the server entered State; zero if it has been in it
+	// since it was made.
+	Since time.Time `json:"since"`
+	// EjectedUntil is when the server's ejection ends; zero when it is not
+	// ejected.
+	EjectedUntil time.Time `json:"ejected_until,omitzero"`
+	// Ejections counts the times passive health has ejected the server.
+	Ejections uint64 `json:"ejections"`
 	// Ramp is the fraction of its weight the server gets while it slow
 	// starts, from 0.1 to 1; 1 when it is not slow-starting.
 	Ramp float64 `json:"ramp"`
@@ -635,12 +640,17 @@ func (s *Server) Stats() Stats {
 		Healthy:     flags&flagDown == 0,
 		Draining:    flags&flagDraining != 0,
 		Ejected:     flags&flagEjected != 0,
+		State:       stateOf(flags),
+		Ejections:   s.ev.ejections.Load(),
 		Ramp:        ramp,
 		InFlight:    inflight(load),
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
 		LastLatency: time.Duration(s.latency.Load()),
 		Labels:      maps.Clone(s.labels),
+	}
+	if r := s.ev.rec.Load(); r.state == st.State { // else a change is under way
+		st.Reason, st.Since, st.EjectedUntil = r.reason, r.since, r.ejectedUntil
 	}
 	if s.url != nil {
 		st.URL = displayURL(s.url)
