@@ -238,7 +238,8 @@ func DNSLogger(l *slog.Logger) DNSOption {
 //
 // A lookup that fails (a timeout, SERVFAIL, NXDOMAIN) or whose answer has
 // no usable address leaves the pool as it was: the last good set stays. It
-// is logged at level Warn ([DNSLogger]), and the next lookup comes at the
+// is logged at level Warn ([DNSLogger]) and reported to the pool's
+// observers as [EventDiscoveryFailed], and the next lookup comes at the
 // usual interval. A bad record (port 0 in SRV, a target that does not
 // resolve) is skipped and logged; the rest of the answer is used.
 //
@@ -403,8 +404,7 @@ func (w *dnsWatcher) refresh(ctx context.Context) {
 		w.failing = true
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "lb: DNS lookup failed; the pool keeps its servers",
 			slog.Int("servers", len(w.owned)), slog.String("error", err.Error()))
-		// EventDiscoveryFailed (Server nil, Err err) is emitted here
-		// through the pool's observers once they exist.
+		w.pool.emit(Event{Kind: EventDiscoveryFailed, Err: fmt.Errorf("lb: DNS lookup of %q: %w", w.name, err)})
 		w.hook(err)
 		return
 	}
