@@ -47,7 +47,7 @@ func histBound(i int) time.Duration {
 	}
 	m := i + histFirst - 1
 	k, j := m>>2, m&3
-	return time.Duration((5 + j) << (k - 2))
+	return time.Duration(int64(5+j) << (k - 2))
 }
 
 // observe counts one request that took d (> 0).
