@@ -14,6 +14,7 @@ import (
 func TestStatusHandlerJSON(t *testing.T) {
 	t.Parallel()
 	p, servers := newTestPool(t, 2, 1, 0)
+	newFakeClock(p)
 	servers[1].SetHealthy(false)
 	res := servers[0].Acquire()
 	res.Done(DoneInfo{StatusCode: 502, Duration: 3 * time.Millisecond})
@@ -26,8 +27,13 @@ func TestStatusHandlerJSON(t *testing.T) {
 	var got PoolStatus
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
 	assert.Equal(t, PoolStatus{
+		Time:      time.Unix(1_000_000, 0).UTC(),
 		Version:   1,
 		Available: 1,
+		InFlight:  1,
+		Requests:  1,
+		Failures:  1,
+		Errors:    ErrorCounts{Status5xx: 1},
 		Servers: []Stats{
 			{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, Ramp: 1, InFlight: 1, Requests: 1, Failures: 1, LastLatency: 3 * time.Millisecond,
 				// One duration of 3 ms, in the bucket (2621440, 3145728].
