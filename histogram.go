@@ -36,7 +36,7 @@ func histIndex(d int64) int {
 		return 0
 	}
 	k := bits.Len64(x) - 1 // x's octave: k ≥ 15
-	i := k<<2 | int(x>>(k-2)&3) - histFirst + 1
+	i := (k<<2 | int(x>>(k-2)&3)) - histFirst + 1
 	return min(i, histBuckets-1)
 }
 

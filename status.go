@@ -11,8 +11,8 @@ import (
 
 // PoolStatus is the state of a pool as [StatusHandler] serves it.
 type PoolStatus struct {
-	// Time is when the snapshot was taken, by the pool's clock (see
-	// [Pool.SetClock]).
+	// Time is when the snapshot was taken, by the wall clock, as the
+	// times in each server's Stats are.
 	Time time.Time `json:"time"`
 	// Version counts the pool's changes of membership.
 	Version uint64 `json:"version"`
@@ -53,11 +53,12 @@ type StatusEstimator struct {
 // Status returns a snapshot of the pool's state.
 func (p *Pool) Status() PoolStatus {
 	st := p.load()
-	out := PoolStatus{Time: p.now(), Version: st.version, Servers: make([]Stats, len(st.servers))}
+	out := PoolStatus{Time: time.Now(), Version: st.version, Servers: make([]Stats, len(st.servers))}
+	now := p.now().UnixNano()
 	for i, s := range st.servers {
 		x := s.Stats()
 		// The ramp by the pool's clock, which its balancers follow.
-		x.Ramp, _, _ = s.rampAt(out.Time.UnixNano())
+		x.Ramp, _, _ = s.rampAt(now)
 		out.Servers[i] = x
 		if s.Available() {
 			out.Available++
