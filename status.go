@@ -270,7 +270,7 @@ h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.5em 0 .3em}
 p.sum{margin:0 0 1em}
 table{border-collapse:collapse}th,td{padding:.35em .7em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
 th{font-weight:600;white-space:nowrap}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th.n,td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 small{color:#666}
 .up{color:#17692c}.down,.ejected{color:#b3261e}.draining,.slow-start,.weight-0{color:#8a5a00}
 @media (max-width:640px){
@@ -284,11 +284,11 @@ td.name{display:block;text-align:left;font-size:1.05em}td.name::before{content:n
 </style></head><body>
 <h1>Pool status</h1>
 <p class="sum"><b>{{.Available}} of {{len .Servers}} servers available</b> · {{.InFlight}} in flight · {{.Requests}} requests{{if .ErrorRate}} · failures {{.ErrorRate}}{{end}}{{range .Rates}} · {{.}}{{end}}{{if .Retries}} · {{.Retries}} retries{{end}} · version {{.Version}} · refreshes every 5 s</p>
-<table><thead><tr><th>Server</th><th>State</th><th>Weight</th><th>In flight</th><th>Requests</th><th>Errors</th><th>p50</th><th>p99</th></tr></thead><tbody>
+<table><thead><tr><th>Server</th><th>State</th><th class="n">Weight</th><th class="n">In flight</th><th class="n">Requests</th><th class="n">Errors</th><th class="n">p50</th><th class="n">p99</th></tr></thead><tbody>
 {{range .Rows}}<tr><td class="name"><b>{{.Name}}</b>{{if .Where}}<br><small>{{.Where}}</small>{{end}}</td><td data-l="State"><span><span class="{{.Class}}">{{.State}}</span>{{if .For}} <small>for {{.For}}</small>{{end}}{{if .Until}}<br><small title="{{.UntilAt}}">{{.Until}}</small>{{end}}{{if .Reason}}<br><small>{{.Reason}}</small>{{end}}</span></td><td class="n" data-l="Weight"><span>{{.Weight}}{{if .Ramp}}<br><small class="slow-start">{{.Ramp}}</small>{{end}}</span></td><td class="n" data-l="In flight">{{.InFlight}}</td><td class="n" data-l="Requests">{{.Requests}}</td><td class="n" data-l="Errors"><span>{{range $i, $r := .Rates}}{{if $i}}<br>{{end}}{{$r}}{{else}}–{{end}}</span></td><td class="n" data-l="p50">{{.P50}}</td><td class="n" data-l="p99">{{.P99}}</td></tr>
 {{end}}</tbody></table>
 {{range .Estimates}}<h2>{{.Balancer}}: latency estimates</h2>
-<table><thead><tr><th>Server</th><th>Estimate</th><th>Failure rate</th></tr></thead><tbody>
+<table><thead><tr><th>Server</th><th class="n">Estimate</th><th class="n">Failure rate</th></tr></thead><tbody>
 {{range .Servers}}<tr><td class="name">{{.Server}}</td><td class="n" data-l="Estimate">{{if .Observed}}{{ms .Latency}}{{else}}{{ms .Latency}} (neutral){{end}}</td><td class="n" data-l="Failure rate">{{printf "%.2f" .Failures}}</td></tr>
 {{end}}</tbody></table>
 {{end}}</body></html>
