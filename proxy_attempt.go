@@ -37,8 +37,9 @@ type Attempt struct {
 // WithAttemptObserver sets a function that the proxy calls once for each
 // attempt of each request, retries included, for URL and handler servers
 // alike, just after the attempt's Done: so that metrics need no wrapper
-// around Done. It runs on the goroutine that serves the request, outside
-// any lock, and delays the proxy's answer (or its next attempt) while it
+// around Done. It runs outside any lock, on the goroutine that serves the
+// request (or, for a connection a handler server took over, on the one that
+// closes it), and delays the proxy's answer or its next attempt while it
 // runs: it should be quick, and it must be safe for concurrent use. Without
 // it, the proxy does no work for observation.
 func WithAttemptObserver(f func(Attempt)) ProxyOption {
