@@ -154,7 +154,7 @@ type statusRow struct {
 	Reason  string
 	Until   string // the end of an ejection, "" when none
 	UntilAt string // the same, as a timestamp
-	Ramp    string // slow-start progress, "" when none
+	Ramp    string // slow-start progress, or why a weight of 0 takes no picks
 	Rates   []string
 	P50     string
 	P99     string
@@ -184,7 +184,10 @@ func newStatusView(ps PoolStatus) statusView {
 			r.Until = "back in " + fmtAge(until.Sub(ps.Time))
 			r.UntilAt = until.UTC().Format(time.RFC3339)
 		}
-		if s.Ramp < 1 {
+		switch {
+		case s.Weight == 0:
+			r.Ramp = "takes no picks"
+		case s.Ramp < 1:
 			r.Ramp = fmt.Sprintf("slow start %.0f%%", s.Ramp*100)
 		}
 		r.Rates = errorRates(s.Errors, s.Requests)
@@ -196,7 +199,7 @@ func newStatusView(ps PoolStatus) statusView {
 // rowState returns the state the page shows for s, why it is in it, since
 // when, and until when (both zero when unknown).
 func rowState(s Stats) (state, reason string, since, until time.Time) {
-	return serverState(s), "", time.Time{}, time.Time{}
+	return s.State, s.Reason, s.Since, s.EjectedUntil
 }
 
 // errorRates returns the share of requests in each class of error that has
@@ -251,8 +254,8 @@ func fmtLatency(d time.Duration) string {
 // fmtAge writes a time in a state: to the second below an hour, else to
 // the minute.
 func fmtAge(d time.Duration) string {
-	if d < time.Hour {
-		return d.Round(time.Second).String()
+	if d = d.Round(time.Second); d < time.Hour {
+		return d.String()
 	}
 	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }
@@ -272,7 +275,7 @@ table{border-collapse:collapse}th,td{padding:.35em .7em;border-bottom:1px solid 
 th{font-weight:600;white-space:nowrap}
 th.n,td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 small{color:#666}
-.up{color:#17692c}.down,.ejected{color:#b3261e}.draining,.slow-start,.weight-0{color:#8a5a00}
+.up{color:#17692c}.down,.ejected{color:#b3261e}.draining,.slow-start{color:#8a5a00}
 @media (max-width:640px){
 body{margin:.8em}
 table,tbody,tr,td{display:block}thead{display:none}
@@ -293,20 +296,3 @@ td.name{display:block;text-align:left;font-size:1.05em}td.name::before{content:n
 {{end}}</tbody></table>
 {{end}}</body></html>
 `))
-
-// serverState names the state of a server for the status page.
-func serverState(s Stats) string {
-	switch {
-	case s.Weight == 0:
-		return "weight 0"
-	case s.Draining:
-		return "draining"
-	case !s.Healthy:
-		return "down"
-	case s.Ejected:
-		return "ejected"
-	case s.Ramp < 1:
-		return "slow start"
-	}
-	return "up"
-}

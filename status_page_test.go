@@ -1,6 +1,9 @@
 package lb
 
 import (
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -70,7 +73,46 @@ func TestStatusFormats(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "–", 147456: "147µs", 2883584: "2.88ms", 1500 * time.Millisecond: "1.5s"} {
 		assert.Equal(t, want, fmtLatency(d), "%d", d)
 	}
-	for d, want := range map[time.Duration]string{1500 * time.Millisecond: "2s", 192 * time.Second: "3m12s", 26*time.Hour + 29*time.Second: "26h0m"} {
+	for d, want := range map[time.Duration]string{1500 * time.Millisecond: "2s", 192 * time.Second: "3m12s", 26*time.Hour + 29*time.Second: "26h0m", time.Hour - time.Millisecond: "1h0m"} {
 		assert.Equal(t, want, fmtAge(d), "%v", d)
 	}
+}
+
+// TestStatusPageState checks each server's state on the page and in the
+// JSON: why it is down or ejected, for how long, and when an ejection
+// ends.
+func TestStatusPageState(t *testing.T) {
+	t.Parallel()
+	p, servers := newTestPool(t, 1, 1, 1, 0)
+	down, ejected := servers[0], servers[1]
+	down.SetHealthy(false)
+	ph := passiveHealth{failures: 1, cooldown: time.Hour, maxEjection: 100, logger: slog.New(slog.DiscardHandler)}
+	ph.observe(ejected, DoneInfo{Err: errors.New("dial tcp 10.0.0.2:80: connection refused")})
+	require.True(t, ejected.Ejected())
+
+	body := statusHTML(t, p)
+	assert.Contains(t, body, "<b>1 of 4 servers available</b>") // s2; s3 has weight 0
+	assert.Regexp(t, `class="down">down</span> <small>for \d+s</small><br><small>marked unhealthy \(WithDown or Server.SetHealthy\)</small>`, body)
+	assert.Regexp(t, `class="ejected">ejected</span> <small>for \d+s</small><br><small title="[0-9T:Z-]+">back in (59m\d+s|1h0m)</small><br><small>dial tcp 10.0.0.2:80: connection refused</small>`, body)
+	assert.Equal(t, 2, strings.Count(body, `class="up">up</span></span>`), "never changed: no time in state")
+	assert.Contains(t, body, `<span>0<br><small class="slow-start">takes no picks</small></span>`)
+
+	w := httptest.NewRecorder()
+	StatusHandler(p).ServeHTTP(w, httptest.NewRequest("GET", "/status", nil))
+	var got struct {
+		Servers []map[string]any `json:"servers"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
+	require.Len(t, got.Servers, 4)
+	e := got.Servers[1]
+	assert.Equal(t, "ejected", e["state"])
+	assert.Equal(t, "dial tcp 10.0.0.2:80: connection refused", e["reason"])
+	for _, k := range []string{"since", "ejected_until"} {
+		ts, ok := e[k].(string)
+		require.True(t, ok, k)
+		_, err := time.Parse(time.RFC3339Nano, ts)
+		assert.NoError(t, err, k)
+	}
+	assert.Equal(t, 1.0, e["ejections"])
+	assert.NotContains(t, got.Servers[2], "ejected_until")
 }
