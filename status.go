@@ -181,7 +181,7 @@ func newStatusView(ps PoolStatus) statusView {
 			r.For = fmtAge(ps.Time.Sub(since))
 		}
 		if !until.IsZero() && until.After(ps.Time) {
-			r.Until = "back in " + fmtAge(until.Sub(ps.Time))
+			r.Until = "ejection ends in " + fmtAge(until.Sub(ps.Time))
 			r.UntilAt = until.UTC().Format(time.RFC3339)
 		}
 		switch {

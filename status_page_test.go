@@ -93,7 +93,7 @@ func TestStatusPageState(t *testing.T) {
 	body := statusHTML(t, p)
 	assert.Contains(t, body, "<b>1 of 4 servers available</b>") // s2; s3 has weight 0
 	assert.Regexp(t, `class="down">down</span> <small>for \d+s</small><br><small>marked unhealthy \(WithDown or Server.SetHealthy\)</small>`, body)
-	assert.Regexp(t, `class="ejected">ejected</span> <small>for \d+s</small><br><small title="[0-9T:Z-]+">back in (59m\d+s|1h0m)</small><br><small>dial tcp 10.0.0.2:80: connection refused</small>`, body)
+	assert.Regexp(t, `class="ejected">ejected</span> <small>for \d+s</small><br><small title="[0-9T:Z-]+">ejection ends in (59m\d+s|1h0m)</small><br><small>dial tcp 10.0.0.2:80: connection refused</small>`, body)
 	assert.Equal(t, 2, strings.Count(body, `class="up">up</span></span>`), "never changed: no time in state")
 	assert.Contains(t, body, `<span>0<br><small class="slow-start">takes no picks</small></span>`)
 
