@@ -24,7 +24,7 @@ func TestStatusHandlerLabels(t *testing.T) {
 	w := httptest.NewRecorder()
 	StatusHandler(p).ServeHTTP(w, r)
 	body := w.Body.String()
-	assert.Contains(t, body, "<td>a <small>v=&lt;b&gt;2&lt;/b&gt;</small> <small>zone=eu-1</small></td>")
+	assert.Contains(t, body, `<td class="name"><b>a</b> <small>v=&lt;b&gt;2&lt;/b&gt;</small> <small>zone=eu-1</small>`)
 
 	w = httptest.NewRecorder()
 	StatusHandler(p).ServeHTTP(w, httptest.NewRequest("GET", "/status", nil))
