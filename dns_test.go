@@ -151,7 +151,7 @@ func TestWatchDNSFailuresKeepLastGoodSet(t *testing.T) {
 	d.setA("api.test", "10.0.0.1", "10.0.0.2")
 	var logs syncBuffer
 	pool := new(Pool)
-	w, err := startWatch(t, d, pool, "api.test.", DNSTimeout(200*time.Millisecond),
+	w, err := startWatch(t, d, pool, "api.test.", DNSTimeout(2*time.Second),
 		DNSLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 	want := []string{"http://10.0.0.1:80", "http://10.0.0.2:80"}
@@ -293,7 +293,8 @@ func TestWatchDNSSRV(t *testing.T) {
 	assert.Equal(t, 0, pool.Server("http://10.0.1.1:9090").Weight())
 	assert.Equal(t, 60, a.Weight())
 
-	// A target that times out fails the whole lookup: nothing changes.
+	// A target whose lookup fails (SERVFAIL, not NXDOMAIN) fails the whole
+	// lookup: nothing changes.
 	d.setSRV(t, "_http._tcp.api.test", "10 60 8080 a.test.", "10 30 8081 slow.test.")
 	d.setA("slow.test", "10.0.0.5")
 	d.setRcode("slow.test", dns.RcodeServerFailure)
