@@ -1,0 +1,249 @@
+package lb
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// metricsContentType is the media type of the Prometheus text exposition
+// format, version 0.0.4.
+const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// errorClasses are the values of the class label of
+// lb_request_errors_total, in the order they are written.
+var errorClasses = [...]string{"transport", "timeout", "status_5xx", "status_4xx", "client_gone"}
+
+// serverStates are the values of the state label of lb_server_state, in the
+// order they are written.
+var serverStates = [...]string{"up", "down", "ejected", "draining"}
+
+// MetricsHandler returns a handler that serves the metrics of the servers
+// of pools in the Prometheus text exposition format (version 0.0.4), for a
+// Prometheus server to scrape. It needs nothing but the standard library;
+// the module github.com/balancekit/lb/prometheus offers the same metrics as
+// a Collector for a Prometheus registry.
+//
+// Every series has the label server, the server's name:
+//
+//	lb_requests_total                 counter: requests that have ended
+//	lb_request_errors_total           counter, by class: transport, timeout,
+//	                                  status_5xx, status_4xx, client_gone
+//	lb_in_flight_requests             gauge: requests picked, not yet done
+//	lb_server_weight                  gauge
+//	lb_server_state                   gauge, by state: 1 for the server's
+//	                                  state (up, down, ejected, draining),
+//	                                  0 for the others
+//	lb_ejections_total                counter
+//	lb_retries_total                  counter: attempts that were retries
+//	lb_request_duration_seconds       histogram of [Server.Latency]
+//
+// A server that belongs to several of pools is shown once. Servers are
+// told apart by name: of two different servers with one name (in two
+// pools), only the first, in the order of pools, is shown, since two
+// series with the same labels would make the output invalid. Nil pools are
+// skipped. The handler reads each server's figures without a lock, so
+// under traffic they may be a few requests apart; it answers GET and HEAD
+// only. Mount it where only operators (and the scraper) can reach it.
+func MetricsHandler(pools ...*Pool) http.Handler {
+	pools = append([]*Pool(nil), pools...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", metricsContentType)
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = w.Write(appendMetrics(nil, metricsServers(pools)))
+	})
+}
+
+// metricsServers returns the servers of pools, each once, with no two of
+// the same name: the first of each name, in the order of pools.
+func metricsServers(pools []*Pool) []*Server {
+	var out []*Server
+	seen := make(map[string]bool)
+	for _, p := range pools {
+		if p == nil {
+			continue
+		}
+		for _, s := range p.load().servers {
+			if !seen[s.name] {
+				seen[s.name] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// serverMetrics is what the metrics show of one server.
+type serverMetrics struct {
+	Stats
+	state string
+	// errors holds the error counts in the order of errorClasses.
+	errors     [len(errorClasses)]uint64
+	ejections  uint64
+	retries    uint64
+	latency    durations
+}
+
+// durations is a latency histogram as the metrics show it.
+type durations struct {
+	// buckets hold the count of observations in (previous bound, bound],
+	// in increasing order of bound; a bound of math.MaxInt64 is +Inf.
+	buckets []durationBucket
+	sum     time.Duration
+}
+
+// durationBucket is one bucket of durations.
+type durationBucket struct {
+	bound time.Duration
+	count uint64
+}
+
+// metricsOf reads the figures of s.
+func metricsOf(s *Server) serverMetrics {
+	st := s.Stats()
+	m := serverMetrics{Stats: st, state: metricsState(st)}
+	return m
+}
+
+// metricsState names the state of a server as lb_server_state does.
+func metricsState(st Stats) string {
+	switch {
+	case st.Draining:
+		return "draining"
+	case !st.Healthy:
+		return "down"
+	case st.Ejected:
+		return "ejected"
+	}
+	return "up"
+}
+
+// appendMetrics appends the metrics of servers to b in the text format.
+func appendMetrics(b []byte, servers []*Server) []byte {
+	ms := make([]serverMetrics, len(servers))
+	for i, s := range servers {
+		ms[i] = metricsOf(s)
+	}
+	family := func(name, typ, help string, each func(b []byte, m *serverMetrics) []byte) {
+		b = append(b, "# HELP "...)
+		b = append(b, name...)
+		b = append(b, ' ')
+		b = append(b, help...)
+		b = append(b, "\n# TYPE "...)
+		b = append(b, name...)
+		b = append(b, ' ')
+		b = append(b, typ...)
+		b = append(b, '\n')
+		for i := range ms {
+			b = each(b, &ms[i])
+		}
+	}
+	family("lb_requests_total", "counter", "Requests that have ended, by server.", func(b []byte, m *serverMetrics) []byte {
+		return appendSample(b, "lb_requests_total", m.Name, "", "", m.Requests)
+	})
+	family("lb_request_errors_total", "counter", "Requests that ended in an error, by server and class.", func(b []byte, m *serverMetrics) []byte {
+		for i, class := range errorClasses {
+			b = appendSample(b, "lb_request_errors_total", m.Name, "class", class, m.errors[i])
+		}
+		return b
+	})
+	family("lb_in_flight_requests", "gauge", "Requests picked and not yet done, by server.", func(b []byte, m *serverMetrics) []byte {
+		return appendSampleInt(b, "lb_in_flight_requests", m.Name, m.InFlight)
+	})
+	family("lb_server_weight", "gauge", "Weight of the server.", func(b []byte, m *serverMetrics) []byte {
+		return appendSampleInt(b, "lb_server_weight", m.Name, int64(m.Weight))
+	})
+	family("lb_server_state", "gauge", "1 for the state the server is in, 0 for the others.", func(b []byte, m *serverMetrics) []byte {
+		for _, state := range serverStates {
+			v := uint64(0)
+			if state == m.state {
+				v = 1
+			}
+			b = appendSample(b, "lb_server_state", m.Name, "state", state, v)
+		}
+		return b
+	})
+	family("lb_ejections_total", "counter", "Times passive health took the server out, by server.", func(b []byte, m *serverMetrics) []byte {
+		return appendSample(b, "lb_ejections_total", m.Name, "", "", m.ejections)
+	})
+	family("lb_retries_total", "counter", "Attempts on the server that were retries, by server.", func(b []byte, m *serverMetrics) []byte {
+		return appendSample(b, "lb_retries_total", m.Name, "", "", m.retries)
+	})
+	family("lb_request_duration_seconds", "histogram", "Duration of the requests that reported one, by server.", func(b []byte, m *serverMetrics) []byte {
+		return appendHistogram(b, "lb_request_duration_seconds", m.Name, m.latency)
+	})
+	return b
+}
+
+// appendSample appends one line: name{server="server"} v, with a second
+// label if label is not empty.
+func appendSample(b []byte, name, server, label, value string, v uint64) []byte {
+	b = appendSeries(b, name, server, label, value)
+	b = strconv.AppendUint(b, v, 10)
+	return append(b, '\n')
+}
+
+// appendSampleInt is appendSample for a gauge that may be negative.
+func appendSampleInt(b []byte, name, server string, v int64) []byte {
+	b = appendSeries(b, name, server, "", "")
+	b = strconv.AppendInt(b, v, 10)
+	return append(b, '\n')
+}
+
+// appendSeries appends name{server="server",label="value"} and a space.
+func appendSeries(b []byte, name, server, label, value string) []byte {
+	b = append(b, name...)
+	b = append(b, `{server="`...)
+	b = appendLabelValue(b, server)
+	if label != "" {
+		b = append(b, `",`...)
+		b = append(b, label...)
+		b = append(b, `="`...)
+		b = appendLabelValue(b, value)
+	}
+	return append(b, `"} `...)
+}
+
+// appendHistogram appends the _bucket, _sum and _count lines of h, with
+// cumulative buckets in seconds. The count is the sum of the buckets, so
+// that it matches the +Inf bucket even when h was read under traffic.
+func appendHistogram(b []byte, name, server string, h durations) []byte {
+	var cum uint64
+	for _, bk := range h.buckets {
+		cum += bk.count
+		le := "+Inf"
+		if bk.bound != math.MaxInt64 {
+			le = strconv.FormatFloat(bk.bound.Seconds(), 'g', -1, 64)
+		}
+		b = appendSample(b, name+"_bucket", server, "le", le, cum)
+	}
+	if len(h.buckets) == 0 || h.buckets[len(h.buckets)-1].bound != math.MaxInt64 {
+		b = appendSample(b, name+"_bucket", server, "le", "+Inf", cum)
+	}
+	b = appendSeries(b, name+"_sum", server, "", "")
+	b = strconv.AppendFloat(b, h.sum.Seconds(), 'g', -1, 64)
+	b = append(b, '\n')
+	return appendSample(b, name+"_count", server, "", "", cum)
+}
+
+// labelEscaper escapes a label value as the text format wants: backslash,
+// double quote and line feed.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// appendLabelValue appends v escaped for a label value.
+func appendLabelValue(b []byte, v string) []byte {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return append(b, v...)
+	}
+	return append(b, labelEscaper.Replace(v)...)
+}
