@@ -88,10 +88,10 @@ type serverMetrics struct {
 	Stats
 	state string
 	// errors holds the error counts in the order of errorClasses.
-	errors     [len(errorClasses)]uint64
-	ejections  uint64
-	retries    uint64
-	latency    durations
+	errors    [len(errorClasses)]uint64
+	ejections uint64
+	retries   uint64
+	latency   durations
 }
 
 // durations is a latency histogram as the metrics show it.
