@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // metricsContentType is the media type of the Prometheus text exposition
@@ -43,8 +44,9 @@ var serverStates = [...]string{"up", "down", "ejected", "draining"}
 // A server that belongs to several of pools is shown once. Servers are
 // told apart by name: of two different servers with one name (in two
 // pools), only the first, in the order of pools, is shown, since two
-// series with the same labels would make the output invalid. Nil pools are
-// skipped. The handler reads each server's figures without a lock, so
+// series with the same labels would make the output invalid. A name that
+// is not valid UTF-8 is shown with U+FFFD for each run of bad bytes. Nil
+// pools are skipped. The handler reads each server's figures without a lock, so
 // under traffic they may be a few requests apart; it answers GET and HEAD
 // only. Mount it where only operators (and the scraper) can reach it.
 func MetricsHandler(pools ...*Pool) http.Handler {
@@ -74,8 +76,8 @@ func metricsServers(pools []*Pool) []*Server {
 			continue
 		}
 		for _, s := range p.load().servers {
-			if !seen[s.name] {
-				seen[s.name] = true
+			if name := labelValue(s.name); !seen[name] {
+				seen[name] = true
 				out = append(out, s)
 			}
 		}
@@ -240,10 +242,21 @@ func appendHistogram(b []byte, name, server string, h durations) []byte {
 // double quote and line feed.
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
-// appendLabelValue appends v escaped for a label value.
+// appendLabelValue appends v escaped for a label value, as labelValue
+// makes it.
 func appendLabelValue(b []byte, v string) []byte {
+	v = labelValue(v)
 	if !strings.ContainsAny(v, "\\\"\n") {
 		return append(b, v...)
 	}
 	return append(b, labelEscaper.Replace(v)...)
+}
+
+// labelValue returns name as a label value, which must be valid UTF-8:
+// with each run of bytes that are not replaced by U+FFFD.
+func labelValue(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	return strings.ToValidUTF8(name, "\uFFFD")
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -161,4 +162,26 @@ func TestMetricsHandlerMethods(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/metrics", nil))
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Empty(t, rec.Body.String())
+}
+
+func TestMetricsHandlerInvalidUTF8Name(t *testing.T) {
+	t.Parallel()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	bad, err := NewHandlerServer("bad\xff", ok)
+	require.NoError(t, err)
+	bad2, err := NewHandlerServer("bad\xfe\xfe", ok) // shown as the same name
+	require.NoError(t, err)
+	p, err := NewPool(bad, bad2)
+	require.NoError(t, err)
+	lines := metricLines(scrapeMetrics(t, MetricsHandler(p)))
+	assert.Contains(t, lines, "lb_requests_total{server=\"bad\uFFFD\"} 0")
+	assert.Contains(t, lines, "lb_server_state{server=\"bad\uFFFD\",state=\"up\"} 1")
+	n := 0
+	for _, line := range lines {
+		assert.True(t, utf8.ValidString(line), line)
+		if strings.HasPrefix(line, "lb_requests_total{") {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n)
 }

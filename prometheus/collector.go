@@ -16,12 +16,15 @@
 package prometheus
 
 import (
-	"errors"
 	"fmt"
 	"math"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/balancekit/lb"
 	prom "github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 // Collector is a [prom.Collector] of the metrics of the servers of one or
@@ -43,7 +46,9 @@ import (
 // Each Collect reads the servers the pools hold then, without a lock. A
 // server that belongs to several of the pools is collected once; of two
 // different servers with one name, only the first, in the order of the
-// pools, is, since a registry rejects two series with the same labels.
+// pools, is, since a registry rejects two series with the same labels. A
+// name that is not valid UTF-8 is shown with U+FFFD for each run of bad
+// bytes.
 //
 // The zero Collector is not usable: make one with [NewCollector]. A
 // Collector is safe for concurrent use.
@@ -94,66 +99,115 @@ func (c *Collector) Describe(ch chan<- *prom.Desc) {
 
 // Collect sends the metrics of every server of the pools to ch.
 func (c *Collector) Collect(ch chan<- prom.Metric) {
+	l := newLabelPairs()
 	seen := make(map[string]bool)
 	for _, p := range c.pools {
 		for _, s := range p.Servers() {
-			if seen[s.Name()] {
+			name := labelValue(s.Name())
+			if seen[name] {
 				continue
 			}
-			seen[s.Name()] = true
-			collectServer(ch, s)
+			seen[name] = true
+			collectServer(ch, s, name, l)
 		}
 	}
 }
 
-// collectServer sends the metrics of s to ch.
-func collectServer(ch chan<- prom.Metric, s *lb.Server) {
+// labelValue returns name as a label value: valid UTF-8, with each run of
+// bytes that are not replaced by U+FFFD.
+func labelValue(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	return strings.ToValidUTF8(name, "\uFFFD")
+}
+
+// collectServer sends the metrics of s, labelled server=name, to ch. It builds the metrics
+// itself rather than through NewConstMetric, whose label pairs, made and
+// sorted anew for each metric, took most of the time of a scrape: here
+// the server's label pair is made once and shared by its metrics, and the
+// class and state pairs once per Collect (l).
+func collectServer(ch chan<- prom.Metric, s *lb.Server, name string, l *labelPairs) {
 	st := s.Stats()
-	name := st.Name
-	send := func(d *prom.Desc, t prom.ValueType, v float64, labels ...string) {
-		m, err := prom.NewConstMetric(d, t, v, append([]string{name}, labels...)...)
-		if err != nil { // a name that is not valid UTF-8
-			m = prom.NewInvalidMetric(d, fmt.Errorf("lb: server %q: %w", name, err))
-		}
-		ch <- m
+	server := &dto.LabelPair{Name: proto.String("server"), Value: proto.String(name)}
+	one := []*dto.LabelPair{server}
+	send := func(d *prom.Desc, t prom.ValueType, v float64, labels []*dto.LabelPair) {
+		ch <- &metric{desc: d, typ: t, value: v, labels: labels}
 	}
-	send(descRequests, prom.CounterValue, float64(st.Requests))
-	for _, e := range errorCounts(st) {
-		send(descErrors, prom.CounterValue, float64(e.count), e.class)
+	send(descRequests, prom.CounterValue, float64(st.Requests), one)
+	for i, n := range errorCounts(st) {
+		// "class" sorts before "server".
+		send(descErrors, prom.CounterValue, float64(n), []*dto.LabelPair{l.classes[i], server})
 	}
-	send(descInFlight, prom.GaugeValue, float64(st.InFlight))
-	send(descWeight, prom.GaugeValue, float64(st.Weight))
+	send(descInFlight, prom.GaugeValue, float64(st.InFlight), one)
+	send(descWeight, prom.GaugeValue, float64(st.Weight), one)
 	current := state(st)
-	for _, state := range states {
+	for i, name := range states {
 		v := 0.0
-		if state == current {
+		if name == current {
 			v = 1
 		}
-		send(descState, prom.GaugeValue, v, state)
+		// "server" sorts before "state".
+		send(descState, prom.GaugeValue, v, []*dto.LabelPair{server, l.states[i]})
 	}
 	ejections, retries := counts(st)
-	send(descEjections, prom.CounterValue, float64(ejections))
-	send(descRetries, prom.CounterValue, float64(retries))
-
-	count, sum, buckets := latency(s)
-	h, err := prom.NewConstHistogram(descDuration, count, sum, buckets, name)
-	if err != nil {
-		h = prom.NewInvalidMetric(descDuration, fmt.Errorf("lb: server %q: %w", name, err))
-	}
-	ch <- h
+	send(descEjections, prom.CounterValue, float64(ejections), one)
+	send(descRetries, prom.CounterValue, float64(retries), one)
+	ch <- &metric{desc: descDuration, labels: one, hist: latency(s)}
 }
 
-// classCount is the error count of one class.
-type classCount struct {
-	class string
-	count uint64
+// labelPairs holds the label pairs of the classes and the states, made
+// once for each Collect and shared by the metrics of every server.
+type labelPairs struct {
+	classes [len(errorClasses)]*dto.LabelPair
+	states  [len(states)]*dto.LabelPair
 }
 
-// errorCounts returns the error counts of st by class.
-func errorCounts(st lb.Stats) []classCount {
-	return []classCount{
-		{"transport", 0}, {"timeout", 0}, {"status_5xx", 0}, {"status_4xx", 0}, {"client_gone", 0},
+func newLabelPairs() *labelPairs {
+	l := new(labelPairs)
+	for i, c := range errorClasses {
+		l.classes[i] = &dto.LabelPair{Name: proto.String("class"), Value: proto.String(c)}
 	}
+	for i, st := range states {
+		l.states[i] = &dto.LabelPair{Name: proto.String("state"), Value: proto.String(st)}
+	}
+	return l
+}
+
+// metric is one counter, gauge or (if hist is not nil) histogram of one
+// server, with its labels sorted by name as a registry wants them.
+type metric struct {
+	desc   *prom.Desc
+	labels []*dto.LabelPair
+	typ    prom.ValueType
+	value  float64
+	hist   *dto.Histogram
+}
+
+// Desc returns the description of m.
+func (m *metric) Desc() *prom.Desc { return m.desc }
+
+// Write writes m into out.
+func (m *metric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	switch {
+	case m.hist != nil:
+		out.Histogram = m.hist
+	case m.typ == prom.CounterValue:
+		out.Counter = &dto.Counter{Value: proto.Float64(m.value)}
+	default:
+		out.Gauge = &dto.Gauge{Value: proto.Float64(m.value)}
+	}
+	return nil
+}
+
+// errorClasses are the values of the class label of
+// lb_request_errors_total, in the order errorCounts returns them.
+var errorClasses = [...]string{"transport", "timeout", "status_5xx", "status_4xx", "client_gone"}
+
+// errorCounts returns the error counts of st in the order of errorClasses.
+func errorCounts(st lb.Stats) [len(errorClasses)]uint64 {
+	return [len(errorClasses)]uint64{}
 }
 
 // state names the state of the server of st.
@@ -172,15 +226,12 @@ func state(st lb.Stats) string {
 // counts returns the ejections and retries of the server of st.
 func counts(st lb.Stats) (ejections, retries uint64) { return 0, 0 }
 
-// latency returns the latency histogram of s as a const histogram wants
-// it: the count, the sum in seconds and the cumulative count of each
-// bucket by its upper bound in seconds, +Inf left out. The count is the
-// sum of the buckets, so that it matches them even under traffic.
-func latency(s *lb.Server) (count uint64, sum float64, buckets map[float64]uint64) {
+// latency returns the latency histogram of s in seconds, with cumulative
+// buckets, +Inf left out. The count is the sum of the buckets, so that it
+// matches them even when read under traffic.
+func latency(s *lb.Server) *dto.Histogram {
 	_ = math.MaxInt64
-	return 0, 0, map[float64]uint64{}
+	return &dto.Histogram{SampleCount: proto.Uint64(0), SampleSum: proto.Float64(0)}
 }
 
 var _ prom.Collector = (*Collector)(nil)
-
-var _ = errors.New

@@ -205,3 +205,37 @@ func TestNewCollectorNilPool(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "lb: prometheus collector: pool 0 is nil")
 }
+
+func TestCollectorInvalidUTF8Name(t *testing.T) {
+	t.Parallel()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	bad, err := lb.NewHandlerServer("bad\xff", ok)
+	require.NoError(t, err)
+	// Shown as the same name as bad: collected once.
+	bad2, err := lb.NewHandlerServer("bad\xfe\xfe", ok)
+	require.NoError(t, err)
+	pool, err := lb.NewPool(bad, bad2)
+	require.NoError(t, err)
+	c, err := NewCollector(pool)
+	require.NoError(t, err)
+	reg := prom.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var servers []string
+	for _, f := range families {
+		if f.GetName() == "lb_requests_total" {
+			for _, m := range f.GetMetric() {
+				servers = append(servers, m.GetLabel()[0].GetValue())
+			}
+		}
+	}
+	assert.Equal(t, []string{"bad\uFFFD"}, servers)
+
+	// The core's handler shows it the same way.
+	core := httptest.NewServer(lb.MetricsHandler(pool))
+	defer core.Close()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
+	defer srv.Close()
+	assertSameFamilies(t, scrape(t, srv.URL), scrape(t, core.URL))
+}
