@@ -17,8 +17,8 @@ const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 // lb_request_errors_total, in the order they are written.
 var errorClasses = [...]string{"transport", "timeout", "status_5xx", "status_4xx", "client_gone"}
 
-// serverStates are the values of the state label of lb_server_state, in the
-// order they are written.
+// serverStates are the values of the state label of lb_server_state (those
+// of Stats.State), in the order they are written.
 var serverStates = [...]string{"up", "down", "ejected", "draining"}
 
 // MetricsHandler returns a handler that serves the metrics of the servers
@@ -88,12 +88,10 @@ func metricsServers(pools []*Pool) []*Server {
 // serverMetrics is what the metrics show of one server.
 type serverMetrics struct {
 	Stats
-	state string
 	// errors holds the error counts in the order of errorClasses.
-	errors    [len(errorClasses)]uint64
-	ejections uint64
-	retries   uint64
-	latency   durations
+	errors  [len(errorClasses)]uint64
+	retries uint64
+	latency durations
 }
 
 // durations is a latency histogram as the metrics show it.
@@ -113,21 +111,7 @@ type durationBucket struct {
 // metricsOf reads the figures of s.
 func metricsOf(s *Server) serverMetrics {
 	st := s.Stats()
-	m := serverMetrics{Stats: st, state: metricsState(st)}
-	return m
-}
-
-// metricsState names the state of a server as lb_server_state does.
-func metricsState(st Stats) string {
-	switch {
-	case st.Draining:
-		return "draining"
-	case !st.Healthy:
-		return "down"
-	case st.Ejected:
-		return "ejected"
-	}
-	return "up"
+	return serverMetrics{Stats: st}
 }
 
 // appendMetrics appends the metrics of servers to b in the text format.
@@ -168,7 +152,7 @@ func appendMetrics(b []byte, servers []*Server) []byte {
 	family("lb_server_state", "gauge", "1 for the state the server is in, 0 for the others.", func(b []byte, m *serverMetrics) []byte {
 		for _, state := range serverStates {
 			v := uint64(0)
-			if state == m.state {
+			if state == m.State {
 				v = 1
 			}
 			b = appendSample(b, "lb_server_state", m.Name, "state", state, v)
@@ -176,7 +160,7 @@ func appendMetrics(b []byte, servers []*Server) []byte {
 		return b
 	})
 	family("lb_ejections_total", "counter", "Times passive health took the server out, by server.", func(b []byte, m *serverMetrics) []byte {
-		return appendSample(b, "lb_ejections_total", m.Name, "", "", m.ejections)
+		return appendSample(b, "lb_ejections_total", m.Name, "", "", m.Ejections)
 	})
 	family("lb_retries_total", "counter", "Attempts on the server that were retries, by server.", func(b []byte, m *serverMetrics) []byte {
 		return appendSample(b, "lb_retries_total", m.Name, "", "", m.retries)

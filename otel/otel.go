@@ -104,7 +104,7 @@ func Register(meter metric.Meter, pools ...*lb.Pool) (metric.Registration, error
 			}
 			o.ObserveInt64(active, st.InFlight, one)
 			o.ObserveInt64(weight, int64(st.Weight), one)
-			current := serverState(st)
+			current := st.State
 			for _, name := range states {
 				v := int64(0)
 				if name == current {
@@ -148,18 +148,5 @@ func errorCounts(st lb.Stats) [len(errorClasses)]uint64 {
 	return [len(errorClasses)]uint64{}
 }
 
-// serverState names the state of the server of st.
-func serverState(st lb.Stats) string {
-	switch {
-	case st.Draining:
-		return "draining"
-	case !st.Healthy:
-		return "down"
-	case st.Ejected:
-		return "ejected"
-	}
-	return "up"
-}
-
 // counts returns the ejections and retries of the server of st.
-func counts(st lb.Stats) (ejections, retries uint64) { return 0, 0 }
+func counts(st lb.Stats) (ejections, retries uint64) { return st.Ejections, 0 }

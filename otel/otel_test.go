@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/balancekit/lb"
 	"github.com/stretchr/testify/assert"
@@ -27,12 +28,13 @@ func backend(t *testing.T, code int) string {
 	return srv.URL
 }
 
-// serve sends n requests through a proxy over pool.
+// serve sends n requests through a proxy over pool, whose passive health
+// ejects a server after one failure.
 func serve(t *testing.T, pool *lb.Pool, n int) {
 	t.Helper()
 	rr, err := lb.NewRoundRobin(pool, lb.WithRand(rand.New(rand.NewPCG(1, 2)).IntN))
 	require.NoError(t, err)
-	proxy, err := lb.NewProxy(rr)
+	proxy, err := lb.NewProxy(rr, lb.WithPassiveHealth(1, time.Hour))
 	require.NoError(t, err)
 	front := httptest.NewServer(proxy)
 	defer front.Close()
@@ -101,12 +103,27 @@ func TestRegisterManualReader(t *testing.T) {
 	require.NoError(t, err)
 	serve(t, e500Only, 2)
 
+	// Two servers that answer 503: one of them is ejected (half the pool
+	// at most).
+	flaky1, err := lb.NewServer(backend(t, http.StatusServiceUnavailable), lb.WithName("flaky1"))
+	require.NoError(t, err)
+	flaky2, err := lb.NewServer(backend(t, http.StatusServiceUnavailable), lb.WithName("flaky2"))
+	require.NoError(t, err)
+	p3, err := lb.NewPool(flaky1, flaky2)
+	require.NoError(t, err)
+	serve(t, p3, 4)
+	require.NotEqual(t, flaky1.Ejected(), flaky2.Ejected())
+	out, in := flaky1, flaky2
+	if !out.Ejected() {
+		out, in = in, out
+	}
+
 	producer, err := NewProducer(p1, p2)
 	require.NoError(t, err)
 	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(producer))
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { assert.NoError(t, provider.Shutdown(context.Background())) }()
-	reg, err := Register(provider.Meter(ScopeName), p1, p2)
+	reg, err := Register(provider.Meter(ScopeName), p1, p2, p3)
 	require.NoError(t, err)
 
 	var rm metricdata.ResourceMetrics
@@ -117,7 +134,7 @@ func TestRegisterManualReader(t *testing.T) {
 	sum, isSum := requests.Data.(metricdata.Sum[int64])
 	require.True(t, isSum)
 	assert.True(t, sum.IsMonotonic)
-	assert.Len(t, sum.DataPoints, 3, "ok, in two pools, once")
+	assert.Len(t, sum.DataPoints, 5, "ok, in two pools, once")
 	server := ServerKey.String
 	for _, tc := range []struct {
 		metric string
@@ -137,6 +154,12 @@ func TestRegisterManualReader(t *testing.T) {
 		{"lb.server.state", []attribute.KeyValue{server("down"), StateKey.String("down")}, 1},
 		{"lb.server.state", []attribute.KeyValue{server("down"), StateKey.String("up")}, 0},
 		{"lb.ejections", []attribute.KeyValue{server("ok")}, 0},
+		{"lb.ejections", []attribute.KeyValue{server(out.Name())}, 1},
+		{"lb.ejections", []attribute.KeyValue{server(in.Name())}, 0},
+		{"lb.server.state", []attribute.KeyValue{server(out.Name()), StateKey.String("ejected")}, 1},
+		{"lb.server.state", []attribute.KeyValue{server(out.Name()), StateKey.String("up")}, 0},
+		{"lb.server.state", []attribute.KeyValue{server(in.Name()), StateKey.String("ejected")}, 0},
+		{"lb.server.state", []attribute.KeyValue{server(in.Name()), StateKey.String("up")}, 1},
 		{"lb.retries", []attribute.KeyValue{server("ok")}, 0},
 	} {
 		assert.Equal(t, tc.want, point(t, find(t, rm, tc.metric), tc.attrs...), "%s %v", tc.metric, tc.attrs)

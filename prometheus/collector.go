@@ -141,7 +141,7 @@ func collectServer(ch chan<- prom.Metric, s *lb.Server, name string, l *labelPai
 	}
 	send(descInFlight, prom.GaugeValue, float64(st.InFlight), one)
 	send(descWeight, prom.GaugeValue, float64(st.Weight), one)
-	current := state(st)
+	current := st.State
 	for i, name := range states {
 		v := 0.0
 		if name == current {
@@ -210,21 +210,8 @@ func errorCounts(st lb.Stats) [len(errorClasses)]uint64 {
 	return [len(errorClasses)]uint64{}
 }
 
-// state names the state of the server of st.
-func state(st lb.Stats) string {
-	switch {
-	case st.Draining:
-		return "draining"
-	case !st.Healthy:
-		return "down"
-	case st.Ejected:
-		return "ejected"
-	}
-	return "up"
-}
-
 // counts returns the ejections and retries of the server of st.
-func counts(st lb.Stats) (ejections, retries uint64) { return 0, 0 }
+func counts(st lb.Stats) (ejections, retries uint64) { return st.Ejections, 0 }
 
 // latency returns the latency histogram of s in seconds, with cumulative
 // buckets, +Inf left out. The count is the sum of the buckets, so that it

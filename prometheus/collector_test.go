@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/balancekit/lb"
 	prom "github.com/prometheus/client_golang/prometheus"
@@ -102,6 +103,18 @@ func TestCollectorScrape(t *testing.T) {
 		{[]*lb.Server{e404, down}, 1}, // down is never picked
 		{[]*lb.Server{ok}, 0},
 	}
+	// Two servers that answer 503: after a failure each, passive health
+	// ejects one of them (half the pool at most).
+	var flaky []*lb.Server
+	for _, name := range []string{"flaky1", "flaky2"} {
+		s, err := lb.NewServer(backend(t, http.StatusServiceUnavailable), lb.WithName(name))
+		require.NoError(t, err)
+		flaky = append(flaky, s)
+	}
+	traffic = append(traffic, struct {
+		pool     []*lb.Server
+		requests int
+	}{flaky, 4})
 	var pools []*lb.Pool
 	for _, tr := range traffic {
 		pool, err := lb.NewPool(tr.pool...)
@@ -109,7 +122,7 @@ func TestCollectorScrape(t *testing.T) {
 		pools = append(pools, pool)
 		rr, err := lb.NewRoundRobin(pool, lb.WithRand(rand.New(rand.NewPCG(1, 2)).IntN))
 		require.NoError(t, err)
-		proxy, err := lb.NewProxy(rr)
+		proxy, err := lb.NewProxy(rr, lb.WithPassiveHealth(1, time.Hour))
 		require.NoError(t, err)
 		front := httptest.NewServer(proxy)
 		for range tr.requests {
@@ -152,7 +165,17 @@ func TestCollectorScrape(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, value(t, families, tc.family, tc.labels...), "%s %v", tc.family, tc.labels)
 	}
-	assert.Len(t, families["lb_requests_total"].GetMetric(), 4, "ok, in two pools, once")
+	assert.Len(t, families["lb_requests_total"].GetMetric(), 6, "ok, in two pools, once")
+	ejections := value(t, families, "lb_ejections_total", "flaky1") + value(t, families, "lb_ejections_total", "flaky2")
+	assert.Equal(t, 1.0, ejections)
+	for _, f := range flaky {
+		want := 0.0
+		if f.Ejected() {
+			want = 1
+		}
+		assert.Equal(t, want, value(t, families, "lb_server_state", f.Name(), "state", "ejected"), f.Name())
+		assert.Equal(t, 1-want, value(t, families, "lb_server_state", f.Name(), "state", "up"), f.Name())
+	}
 
 	// The core's handler serves the same names and values.
 	core := httptest.NewServer(lb.MetricsHandler(pools...))
