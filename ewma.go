@@ -357,8 +357,14 @@ func isFailure(info DoneInfo) bool { return info.Err != nil || info.StatusCode >
 // than math.Exp.
 func keep(age int64, invTau float64) float64 {
 	if age <= 0 {
+		// Inlined: within a tick of the coarse clock, the common case.
 		return 1
 	}
+	return keepAged(age, invTau)
+}
+
+// keepAged is keep for an age above 0.
+func keepAged(age int64, invTau float64) float64 {
 	x := float64(age) * invTau
 	if x < 0.125 {
 		return 1 - x + x*x/2 - x*x*x/6
