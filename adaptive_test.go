@@ -101,6 +101,9 @@ func BenchmarkPickLatencyAware(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if res, err := bal.Pick(nil); err == nil { // builds the table
+				res.Done(DoneInfo{})
+			}
 			name := fmt.Sprintf("%s/servers=%d", alg.name, n)
 			b.Run(name+"/serial", func(b *testing.B) {
 				b.ReportAllocs()
