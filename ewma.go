@@ -260,6 +260,12 @@ func (es *estimates) clock() int64 {
 	if f := es.pool.clock.Load(); f != nil {
 		return (*f)().UnixNano()
 	}
+	return es.monotonic()
+}
+
+// monotonic returns the time at the balancer's making plus the monotonic
+// time elapsed since (Unix nanoseconds).
+func (es *estimates) monotonic() int64 {
 	return es.start.UnixNano() + int64(time.Since(es.start))
 }
 
@@ -298,15 +304,15 @@ func (tk *ticker) now(es *estimates) int64 {
 	return es.now.Load()
 }
 
-// start reads the clock into es.now and schedules the next tick, unless
-// the ticks are running.
+// start reads the monotonic clock into es.now and schedules the next tick,
+// unless the ticks are running.
 func (tk *ticker) start(es *estimates) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	if tk.running.Load() {
 		return
 	}
-	es.now.Store(es.clock())
+	es.now.Store(es.monotonic())
 	tk.idle = 0
 	if tk.timer == nil {
 		tk.timer = time.AfterFunc(tickEvery, es.tick)
@@ -316,13 +322,20 @@ func (tk *ticker) start(es *estimates) {
 	tk.running.Store(true)
 }
 
-// tick reads the clock into es.now and schedules the next tick, unless no
-// Done has come for idleTicks ticks.
+// tick reads the monotonic clock into es.now and schedules the next tick,
+// unless no Done has come for idleTicks ticks or the pool has a clock of
+// its own.
 func (es *estimates) tick() {
 	tk := &es.ticks
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
-	es.now.Store(es.clock())
+	if es.pool.clock.Load() != nil {
+		// The pool has a clock of its own now, which Dones read: the
+		// ticks stop, and never call it from their goroutine.
+		tk.running.Store(false)
+		return
+	}
+	es.now.Store(es.monotonic())
 	if tk.busy.Swap(false) {
 		tk.idle = 0
 	} else if tk.idle++; tk.idle >= idleTicks {

@@ -136,3 +136,35 @@ func TestDrainDuringAdaptiveExtraDraw(t *testing.T) {
 		assert.Zero(t, s.InFlight(), s.Name())
 	}
 }
+
+// Setting the pool's clock while the coarse clock ticks stops the ticks at
+// the next one, which does not call the pool's clock: only Dones do, on
+// the goroutine that calls them.
+func TestLatencyBalancersTicksStopForThePoolsClock(t *testing.T) {
+	for _, alg := range latencyAlgorithms {
+		t.Run(alg.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p, _ := newTestPool(t, 1, 1)
+				b, err := alg.new(p)
+				require.NoError(t, err)
+				es := estimatesOf(t, b)
+				res, err := b.Pick(nil)
+				require.NoError(t, err)
+				res.Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
+				require.True(t, es.ticks.running.Load())
+				var calls atomic.Int32
+				at := time.Unix(1_000_000, 0)
+				p.SetClock(func() time.Time { calls.Add(1); return at })
+				time.Sleep(2 * tickEvery)
+				synctest.Wait()
+				assert.False(t, es.ticks.running.Load(), "the ticks stopped")
+				assert.Zero(t, calls.Load(), "the ticks called the pool's clock")
+				res, err = b.Pick(nil)
+				require.NoError(t, err)
+				res.Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
+				assert.Equal(t, int32(1), calls.Load(), "the Done read the pool's clock")
+				assert.Equal(t, at.UnixNano(), es.now.Load())
+			})
+		})
+	}
+}
