@@ -34,7 +34,10 @@ import (
 // then on, removed ones are no longer probed. A server starts as it is
 // (healthy, unless made with [WithDown]) unless [WithStartDown] says new
 // servers wait for their first passing probe. Transitions are logged and
-// counted; single probes are not logged.
+// counted; single probes are not logged. Transitions are also reported to
+// the observers of the servers' pools ([Pool.Observe]): [EventDown] with
+// the error of the probe that took the server down, [EventUp], and the
+// slow-start events of [WithSlowStart].
 //
 // Start it with Run, which returns once its context is done and every probe
 // goroutine it started has stopped. A HealthChecker is safe for concurrent
@@ -394,6 +397,7 @@ func (hc *HealthChecker) goProbe(wg *sync.WaitGroup, f func()) {
 // that s joined the pool while Run was running, rather than being there
 // when it started.
 func (hc *HealthChecker) track(s *Server, joined bool) *probeState {
+	defer s.flush() // after the unlock: observers are called outside it
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	if st := hc.state[s]; st != nil {
@@ -402,9 +406,9 @@ func (hc *HealthChecker) track(s *Server, joined bool) *probeState {
 	st := &probeState{joined: joined}
 	if hc.o.startDown {
 		st.pending = true
-		s.SetHealthy(false)
+		s.setHealth(false, errStartDown)
 	} else if joined && hc.o.slowStart > 0 {
-		s.SlowStart(hc.o.slowStart)
+		s.slowStartAt(time.Now(), hc.o.slowStart)
 	}
 	hc.state[s] = st
 	return st
@@ -465,6 +469,7 @@ func (hc *HealthChecker) probeAndApply(ctx context.Context, s *Server, st *probe
 		return false
 	}
 	hc.probes.Add(1)
+	defer s.flush() // after the unlock: observers are called outside it
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err == nil {
@@ -473,9 +478,9 @@ func (hc *HealthChecker) probeAndApply(ctx context.Context, s *Server, st *probe
 			// The ramp starts before the server is healthy, so that no
 			// pick sees it back at its full share.
 			if hc.o.slowStart > 0 && (!st.pending || st.joined) {
-				s.SlowStart(hc.o.slowStart)
+				s.slowStartAt(time.Now(), hc.o.slowStart)
 			}
-			if s.SetHealthy(true) {
+			if s.setHealth(true, nil) {
 				hc.ups.Add(1)
 				hc.o.logger.LogAttrs(ctx, slog.LevelInfo, "lb: server up",
 					slog.String("server", s.Name()), slog.Int("passes", st.passes))
@@ -486,7 +491,7 @@ func (hc *HealthChecker) probeAndApply(ctx context.Context, s *Server, st *probe
 	}
 	hc.failures.Add(1)
 	st.passes, st.fails = 0, st.fails+1
-	if s.Healthy() && st.fails >= hc.o.fall && s.SetHealthy(false) {
+	if s.Healthy() && st.fails >= hc.o.fall && s.setHealth(false, err) {
 		hc.downs.Add(1)
 		hc.o.logger.LogAttrs(ctx, slog.LevelWarn, "lb: server down",
 			slog.String("server", s.Name()), slog.Int("failures", st.fails), slog.Any("err", err))

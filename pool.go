@@ -41,6 +41,8 @@ type Pool struct {
 	panicAt atomic.Uint64
 	// clock, if set, replaces time.Now for slow-start ramps.
 	clock atomic.Pointer[func() time.Time]
+	// obs are the pool's observers (see Observe).
+	obs observers
 }
 
 // poolState is one immutable snapshot of a pool's membership, with what the
@@ -121,11 +123,13 @@ func (p *Pool) store(old, next *poolState) {
 
 // Add adds servers to the pool. Either all of them are added or, on error,
 // none: a nil server, or one whose name is already in the pool (or given
-// twice), is an error wrapping [ErrDuplicateServer].
+// twice), is an error wrapping [ErrDuplicateServer]. Each server added is
+// reported to the pool's observers as [EventAdded].
 func (p *Pool) Add(servers ...*Server) error {
 	if len(servers) == 0 {
 		return nil
 	}
+	defer p.obs.deliver() // after the unlock: observers are called outside it
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.load()
@@ -134,6 +138,7 @@ func (p *Pool) Add(servers ...*Server) error {
 		return err
 	}
 	p.store(old, newPoolState(old.version+1, append(next, servers...)))
+	p.joined(servers)
 	return nil
 }
 
@@ -157,8 +162,16 @@ func checkNew(have map[string]*Server, servers []*Server) error {
 // on error, none: a server that is not a member is an error wrapping
 // [ErrUnknownServer]. Requests already in flight on a removed server are not
 // affected, and their Done still works; to wait for them, drain the server
-// first.
+// first. Each server removed is reported to the pool's observers as
+// [EventRemoved].
 func (p *Pool) Remove(servers ...*Server) error {
+	defer p.obs.deliver() // after the unlock: observers are called outside it
+	return p.remove(servers, Event{Kind: EventRemoved})
+}
+
+// remove takes servers out of the pool, as Remove says, and reports each
+// with e.
+func (p *Pool) remove(servers []*Server, e Event) error {
 	if len(servers) == 0 {
 		return nil
 	}
@@ -179,6 +192,11 @@ func (p *Pool) Remove(servers ...*Server) error {
 		}
 	}
 	p.store(old, newPoolState(old.version+1, next))
+	for _, s := range old.servers {
+		if gone[s] {
+			p.left(s, e)
+		}
+	}
 	return nil
 }
 
@@ -186,15 +204,29 @@ func (p *Pool) Remove(servers ...*Server) error {
 // refresh does. Servers already in the pool keep their state and counters
 // (pass the same *Server values); the others are added or removed. A nil
 // server or a repeated name is an error, and the pool is then left as it
-// was.
+// was. The pool's observers hear [EventRemoved] for each server that left
+// and [EventAdded] for each that joined; those that stay are not
+// reported.
 func (p *Pool) Update(servers ...*Server) error {
 	if err := checkNew(nil, servers); err != nil {
 		return err
 	}
+	defer p.obs.deliver() // after the unlock: observers are called outside it
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.load()
-	p.store(old, newPoolState(old.version+1, slices.Clone(servers)))
+	next := newPoolState(old.version+1, slices.Clone(servers))
+	p.store(old, next)
+	for _, s := range old.servers {
+		if next.byName[s.name] != s {
+			p.left(s, Event{Kind: EventRemoved})
+		}
+	}
+	for _, s := range servers {
+		if old.byName[s.name] != s {
+			p.joined([]*Server{s})
+		}
+	}
 	return nil
 }
 
@@ -232,11 +264,16 @@ func (p *Pool) Changed() <-chan struct{} { return p.load().changed }
 // may count itself on s for an instant before it backs out, so InFlight may
 // read 1 just then.) A custom balancer that calls [Server.Acquire] gets
 // that guarantee only for a drain under way: see there.
+//
+// The pool's observers hear [EventDraining] when the drain begins and
+// [EventDrained] once s is idle and out of the pool, or [EventRemoved],
+// with Err set to the error Drain returns, if ctx ended first. The
+// observers of the server's other pools hear neither.
 func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	if s == nil || p.Server(s.name) != s {
 		return fmt.Errorf("%w: %v", ErrUnknownServer, s)
 	}
-	if !s.setFlag(flagDraining) {
+	if !s.startDrain(p) {
 		return fmt.Errorf("lb: drain %q: %w", s.name, errDraining)
 	}
 	// Done wakes ch when the count reaches 0 with the flag set; the count
@@ -252,10 +289,15 @@ func (p *Pool) Drain(ctx context.Context, s *Server) error {
 		}
 	}
 	s.idle.CompareAndSwap(&ch, nil)
-	if rerr := p.Remove(s); rerr != nil && err == nil {
+	end := Event{Kind: EventDrained}
+	if err != nil {
+		end = Event{Kind: EventRemoved, Err: err}
+	}
+	if rerr := p.remove([]*Server{s}, end); rerr != nil && err == nil {
 		err = rerr // removed meanwhile by someone else
 	}
-	s.clearFlag(flagDraining)
+	s.endDrain()
+	p.obs.deliver()
 	return err
 }
 

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -139,6 +140,9 @@ func TestPoolStatus(t *testing.T) {
 	assert.Equal(t, 1, status.Available)
 	st := status.Servers
 	require.Len(t, st, 2)
-	assert.Equal(t, Stats{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, Ramp: 1, InFlight: 1}, st[0])
-	assert.Equal(t, Stats{Name: "s1", URL: "http://10.0.0.2:80", Weight: 0, Healthy: false, Ramp: 1}, st[1])
+	assert.Equal(t, Stats{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, State: "up", Ramp: 1, InFlight: 1}, st[0])
+	assert.False(t, st[1].Since.IsZero(), "the time it went down")
+	st[1].Since = time.Time{}
+	assert.Equal(t, Stats{Name: "s1", URL: "http://10.0.0.2:80", Weight: 0, Healthy: false, State: "down",
+		Reason: reasonMarkedDown, Ramp: 1}, st[1])
 }

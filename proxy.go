@@ -68,6 +68,9 @@ import (
 // cannot be read, is never counted against a server, nor is an upgrade
 // that the server accepted (101) and the proxy could not carry out (the
 // client's connection cannot be taken over). See [WithPassiveHealth].
+// Ejections and readmissions are reported as [EventEjected] and
+// [EventReadmitted] to the observers of every pool the server is a member
+// of ([Pool.Observe]), whether or not the proxy's balancer has a pool.
 //
 // # Headers
 //
@@ -368,6 +371,7 @@ func (st *proxyState) end() {
 	}
 	st.res.Done(st.info)
 	st.p.observe(st.res.Server, st.info)
+	st.attempted()
 }
 
 // bodyWait returns the time reads of the client's body have spent waiting

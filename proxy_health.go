@@ -44,9 +44,11 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 		}
 		return
 	}
-	if s.fails.Add(1) < uint32(p.failures) || !p.eject(s) {
+	n := s.fails.Add(1)
+	if n < uint32(p.failures) || !p.eject(s, int(n), info) {
 		return
 	}
+	s.flush() // the ejection's event, outside ejectMu
 	p.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: server ejected",
 		slog.String("server", s.Name()), slog.Int("failures", p.failures),
 		slog.Duration("cooldown", p.cooldown))
@@ -54,7 +56,7 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 	// runs out even if the proxy is discarded meanwhile.
 	time.AfterFunc(p.cooldown, func() {
 		s.fails.Store(0)
-		if s.clearFlag(flagEjected) {
+		if s.readmit() {
 			p.logger.LogAttrs(context.Background(), slog.LevelInfo, "lb: server back from ejection",
 				slog.String("server", s.Name()))
 		}
@@ -68,10 +70,12 @@ var ejectMu sync.Mutex
 // eject takes s out for the cool-down, unless it is ejected already or
 // that would put more than the allowed share of the balancer's pool out of
 // service at once, counting servers ejected, marked down or draining
-// ([WithMaxEjectionPercent]). It reports whether it ejected s.
-func (p passiveHealth) eject(s *Server) bool {
+// ([WithMaxEjectionPercent]). It reports whether it ejected s, after
+// failures consecutive failures of which info was the last; the caller
+// then reports the ejection with s.flush.
+func (p passiveHealth) eject(s *Server, failures int, info DoneInfo) bool {
 	if p.maxEjection >= 100 {
-		return s.setFlag(flagEjected)
+		return s.eject(failures, p.cooldown, describeFailure(info))
 	}
 	var pool *Pool
 	if pb, ok := p.bal.(PoolBalancer); ok {
@@ -97,7 +101,7 @@ func (p passiveHealth) eject(s *Server) bool {
 	if (out+1)*100 > len(servers)*p.maxEjection {
 		return false
 	}
-	return s.setFlag(flagEjected)
+	return s.eject(failures, p.cooldown, describeFailure(info))
 }
 
 // localDialError reports whether err is a dial that failed for want of a

@@ -38,6 +38,7 @@ type proxyOptions struct {
 	budgetFloor        int
 	noBudget           bool
 	retryStatus        map[int]bool
+	attempt            func(Attempt) // WithAttemptObserver
 }
 
 // Defaults of the proxy options.
@@ -162,7 +163,8 @@ func WithRetryBodyLimit(n int64) ProxyOption {
 // case it waits for the checker to bring it back. Ejection is shared by
 // every proxy and balancer over the server. At most a share of the pool is
 // ejected at once, so that a one-server pool never ejects its server: see
-// [WithMaxEjectionPercent].
+// [WithMaxEjectionPercent]. The observers of the server's pools hear each
+// ejection, with the failures that made it, and its end ([Pool.Observe]).
 func WithPassiveHealth(failures int, cooldown time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		if failures < 0 {

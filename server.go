@@ -38,7 +38,9 @@ type Server struct {
 	weight   int
 	failures atomic.Uint64
 	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
-	_        [cacheLine - 40]byte
+	// latencySum is the total of the durations in hist, in nanoseconds.
+	latencySum atomic.Int64
+	_          [cacheLine - 48]byte
 
 	name     string
 	nameHash uint64       // hashString(name): the server's place in hashing
@@ -54,6 +56,14 @@ type Server struct {
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
 
+	hist    histogram                      // the durations of ended requests
+	errs    [numErrorClasses]atomic.Uint64 // ended requests by error class
+	retries atomic.Uint64                  // attempts that were retries (Proxy)
+
+	// ev is what changes of state touch: their order, the state as Stats
+	// shows it, the pools to report them to.
+	ev *serverEvents
+
 	// extraDoneSeen is set once an extra Done has been logged.
 	extraDoneSeen atomic.Bool
 	// The padding rounds the size up to whole cache lines, with ints and
@@ -66,9 +76,10 @@ type Server struct {
 const wordSize = bits.UintSize / 8
 
 // coldSize is the size of the fields of Server after its first cache line:
-// eight words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1), a
-// 64-bit integer and a 32-bit one.
-const coldSize = 8*wordSize + 8 + 4
+// nine words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1, ev: 1),
+// a 64-bit integer, the histogram's and the error classes' counters, the
+// retries, and a 32-bit integer.
+const coldSize = 9*wordSize + 8 + (histBuckets+numErrorClasses+1)*8 + 4
 
 // slowStart is one slow-start ramp: the server's share grows from minRamp
 // to full between start and start+window (Unix nanoseconds). It is never
@@ -210,6 +221,7 @@ func newServer(what, name string, u *url.URL, h http.Handler, opts []ServerOptio
 	if o.down {
 		s.flags.Store(flagDown)
 	}
+	s.ev = newServerEvents(s.flags.Load())
 	s.done = s.release // bound once: Pick and Done allocate nothing
 	return s, nil
 }
@@ -247,12 +259,13 @@ func (s *Server) Healthy() bool { return s.flags.Load()&flagDown == 0 }
 
 // SetHealthy marks the server healthy or not, and reports whether that
 // changed its state, so that callers can log transitions only. Balancers
-// skip unhealthy servers; requests already in flight are not affected.
+// skip unhealthy servers; requests already in flight are not affected. A
+// change is reported to the observers of the server's pools
+// ([Pool.Observe]) as [EventUp] or [EventDown] (with a nil Err).
 func (s *Server) SetHealthy(healthy bool) (changed bool) {
-	if healthy {
-		return s.clearFlag(flagDown)
-	}
-	return s.setFlag(flagDown)
+	changed = s.setHealth(healthy, nil)
+	s.flush()
+	return changed
 }
 
 // setFlag sets f and reports whether it was clear before.
@@ -291,17 +304,36 @@ func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
 // what it would be. [ConsistentHash] sends it the fraction f of its keys
 // (the same keys in every process) and the rest along the ring. A ramp
 // costs the balancers nothing once it has ended.
+//
+// The observers of the server's pools hear of the ramp: see
+// [Server.SlowStartAt].
 func (s *Server) SlowStart(window time.Duration) { s.SlowStartAt(time.Now(), window) }
 
 // SlowStartAt is SlowStart with a ramp that began at start, for a pool
 // whose balancers run on a clock of their own ([Pool.SetClock]).
+//
+// The observers of the server's pools ([Pool.Observe]) hear
+// [EventSlowStartBegan] at once, and [EventSlowStartEnded] when the ramp
+// ends: when start+window comes on the real clock, but never later than
+// window from the call (for a pool on a clock of its own), or at a call
+// with a window of 0 or less. A new ramp replaces the one under way, whose
+// end is then not reported.
 func (s *Server) SlowStartAt(start time.Time, window time.Duration) {
+	s.slowStartAt(start, window)
+	s.flush()
+}
+
+// slowStartAt is SlowStartAt, but only queues its event (see flush).
+func (s *Server) slowStartAt(start time.Time, window time.Duration) {
 	var r *slowStart
 	if window > 0 {
 		r = &slowStart{start: start.UnixNano(), window: int64(window)}
 	}
-	s.slow.Store(r)
-	s.syncRampFlag()
+	s.change(nil, func(ev *serverEvents, _ time.Time) (Event, bool) {
+		s.slow.Store(r)
+		s.syncRampFlag()
+		return s.rampChanged(ev, r, window)
+	})
 }
 
 // endRamp ends the ramp r, which a pick found over, unless another ramp
@@ -455,11 +487,28 @@ func (s *Server) release(info DoneInfo) {
 	if info.Err == ErrNotUsed {
 		return
 	}
-	if !clientFault(info.Err) && (info.Err != nil || info.StatusCode >= 500) {
-		s.failures.Add(1)
+	if info.Err != nil || info.StatusCode >= 400 {
+		s.countError(info)
 	}
-	if info.Duration > 0 {
-		s.latency.Store(int64(info.Duration))
+	if d := int64(info.Duration); d > 0 {
+		s.latency.Store(d)
+		s.latencySum.Add(d)
+		s.hist.observe(d)
+	}
+}
+
+// countError counts a request that ended with an error or a status of 400
+// or more in its class, and as a failure unless it was the client's doing
+// or a 4xx. It is kept out of release, which is then small enough to stay
+// fast.
+func (s *Server) countError(info DoneInfo) {
+	c := errorClass(info)
+	if c == classNone {
+		return
+	}
+	s.errs[c].Add(1)
+	if c != class4xx && c != classClientGone {
+		s.failures.Add(1)
 	}
 }
 
@@ -490,6 +539,22 @@ type Stats struct {
 	Healthy  bool   `json:"healthy"`
 	Draining bool   `json:"draining"`
 	Ejected  bool   `json:"ejected"`
+	// State is the server's state as balancers see it: "up", "down"
+	// (marked unhealthy), "ejected" (by passive health) or "draining".
+	// When several apply, the first of draining, down and ejected wins.
+	State string `json:"state"`
+	// Reason says why the server is in State, for "down" (the error of
+	// the probe that took it down, or that a caller marked it down) and
+	// "ejected" (the last failure before the ejection); empty otherwise.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the server entered State; zero if it has been in it
+	// since it was made.
+	Since time.Time `json:"since"`
+	// EjectedUntil is when the server's ejection ends; zero when it is not
+	// ejected.
+	EjectedUntil time.Time `json:"ejected_until,omitzero"`
+	// Ejections counts the times passive health has ejected the server.
+	Ejections uint64 `json:"ejections"`
 	// Ramp is the fraction of its weight the server gets while it slow
 	// starts, from 0.1 to 1; 1 when it is not slow-starting.
 	Ramp float64 `json:"ramp"`
@@ -504,6 +569,18 @@ type Stats struct {
 	Failures uint64 `json:"failures"`
 	// LastLatency is the Duration of the last request that reported one.
 	LastLatency time.Duration `json:"last_latency_ns"`
+	// Errors counts the ended requests by class of error (see
+	// [ErrorCounts]). Transport, Timeout and Status5xx add up to Failures.
+	Errors ErrorCounts `json:"errors"`
+	// P50, P90 and P99 are the median, 90th and 99th percentiles of the
+	// requests' durations, estimated from [Server.Latency]; 0 when no
+	// request has reported a duration.
+	P50 time.Duration `json:"p50_ns"`
+	P90 time.Duration `json:"p90_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	// Retries counts the attempts on this server that were retries of a
+	// request by a [Proxy] (which tried another server first).
+	Retries uint64 `json:"retries"`
 }
 
 // Stats returns a snapshot of the server's state and counters.
@@ -516,11 +593,23 @@ func (s *Server) Stats() Stats {
 		Healthy:     flags&flagDown == 0,
 		Draining:    flags&flagDraining != 0,
 		Ejected:     flags&flagEjected != 0,
+		State:       stateOf(flags),
+		Ejections:   s.ev.ejections.Load(),
 		Ramp:        ramp,
 		InFlight:    inflight(load),
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
 		LastLatency: time.Duration(s.latency.Load()),
+		Errors:      s.errorCounts(),
+		Retries:     s.retries.Load(),
+	}
+	if s.latencySum.Load() != 0 {
+		var buf [histBuckets]Bucket
+		h := s.latencyInto(buf[:])
+		st.P50, st.P90, st.P99 = h.Quantile(0.5), h.Quantile(0.9), h.Quantile(0.99)
+	}
+	if r := s.ev.rec.Load(); r.state == st.State { // else a change is under way
+		st.Reason, st.Since, st.EjectedUntil = r.reason, r.since, r.ejectedUntil
 	}
 	if s.url != nil {
 		st.URL = displayURL(s.url)

@@ -88,6 +88,16 @@ func parse(args []string, stdout io.Writer) (options, error) {
 	return o, nil
 }
 
+// scenarioByName returns the scenario named name.
+func scenarioByName(name string) (scenario, bool) {
+	for _, sc := range scenarios {
+		if sc.name == name {
+			return sc, true
+		}
+	}
+	return scenario{}, false
+}
+
 func scenarioNames() string {
 	var names []string
 	for _, sc := range scenarios {
@@ -129,8 +139,15 @@ func run(args []string, stdout io.Writer) error {
 		}
 		for _, load := range loads {
 			var rows []*result
+			duration := o.duration
+			if sc.duration > 0 {
+				duration = min(duration, sc.duration)
+			}
 			for _, alg := range algorithms {
-				r, err := simulate(sc, alg, load, o.duration, o.seed)
+				if !sc.runs(alg) {
+					continue
+				}
+				r, err := simulate(sc, alg, load, duration, o.seed)
 				if err != nil {
 					return err
 				}
@@ -144,6 +161,10 @@ func run(args []string, stdout io.Writer) error {
 	}
 	writeGoals(&md, all)
 	writeGoals(stdout, all)
+	writeHerds(&md, all)
+	writeHerds(stdout, all)
+	writeSubsets(&md, all)
+	writeSubsets(stdout, all)
 	md.WriteString(tables.String())
 	if o.out == "" {
 		return nil
@@ -217,6 +238,10 @@ func writeTable(w io.Writer, sc scenario, heading string, rows []*result, markdo
 	if sc.shift != nil {
 		header = append(header, "below ¼ fair after", "back to 80% after", "share in shift", "share after")
 	}
+	if sc.subset != nil {
+		// Too many servers for shares and peaks: how even they are.
+		header[7], header[8] = "connections max/mean", "requests max/mean"
+	}
 	oracleP99 := math.NaN()
 	for _, r := range rows {
 		if r.algorithm == "oracle" {
@@ -248,6 +273,10 @@ func writeTable(w io.Writer, sc scenario, heading string, rows []*result, markdo
 			}
 			shares = []string{fmt.Sprintf("fast %.1f%%, slow %.1f%%", share[0]*100, share[1]*100)}
 			peaks = []string{fmt.Sprintf("fast %d, slow %d", peak[0], peak[1])}
+		}
+		if sc.subset != nil {
+			shares = []string{fmt.Sprintf("%.2f", r.connSpread)}
+			peaks = []string{fmt.Sprintf("%.2f", r.loadSpread)}
 		}
 		line := []string{
 			r.algorithm,
@@ -314,6 +343,9 @@ func writeCharts(dir string, all []*result) error {
 	byScenario := map[string][]*result{}
 	var order []string
 	for _, r := range all {
+		if sc, ok := scenarioByName(r.scenario); ok && sc.subset != nil {
+			continue // a bar per server: too many
+		}
 		if _, ok := byScenario[r.scenario]; !ok {
 			order = append(order, r.scenario)
 		}

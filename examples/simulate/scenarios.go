@@ -1,5 +1,7 @@
 package main
 
+import "fmt"
+
 // equalServers returns n servers of 4 workers and 10 ms mean service.
 func equalServers(n int) []serverSpec {
 	out := make([]serverSpec, n)
@@ -10,7 +12,7 @@ func equalServers(n int) []serverSpec {
 }
 
 // scenarios are the presets, in the order they are reported.
-var scenarios = []scenario{
+var scenarios = append([]scenario{
 	{
 		name:    "equal",
 		title:   "4 equal servers",
@@ -59,13 +61,15 @@ var scenarios = []scenario{
 	},
 	{
 		name:      "herd",
-		title:     "10 independent balancers over 4 servers, one 10× slower",
-		instances: 10,
-		servers: func() []serverSpec {
-			s := equalServers(4)
-			s[3].slowdown = 10
-			return s
-		}(),
+		title:     "8 independent balancers over 4 servers, one 10× slower",
+		instances: 8,
+		servers:   oneSlow(),
+	},
+	{
+		name:      "herd-32",
+		title:     "32 independent balancers over 4 servers, one 10× slower",
+		instances: 32,
+		servers:   oneSlow(),
 	},
 	{
 		name:    "het",
@@ -78,6 +82,13 @@ var scenarios = []scenario{
 		title:     "8 independent balancers over het's 16 servers, 4 at 0.25× speed",
 		servers:   slowServers(16, 4),
 		instances: 8,
+		loads:     []float64{0.8, 0.9},
+	},
+	{
+		name:      "herd-het-32",
+		title:     "32 independent balancers over het's 16 servers, 4 at 0.25× speed",
+		servers:   slowServers(16, 4),
+		instances: 32,
 		loads:     []float64{0.8, 0.9},
 	},
 	{
@@ -106,6 +117,38 @@ var scenarios = []scenario{
 		loads:     []float64{0.5, 0.7},
 		chartLoad: 0.7,
 	},
+},
+	subsetScenario(100, 12, false), subsetScenario(100, 12, true), subsetScenario(100, 20, false),
+	subsetScenario(1000, 12, false), subsetScenario(1000, 20, false), subsetScenario(1000, 20, true),
+)
+
+// oneSlow returns 4 servers, the last one 10× slower.
+func oneSlow() []serverSpec {
+	s := equalServers(4)
+	s[3].slowdown = 10
+	return s
+}
+
+// subsetScenario returns a scenario of 100 instances over n equal servers,
+// each instance restricted to size of them, by lb.SubsetOf or at random.
+// Its runs are short (many servers make many events): 10 virtual seconds
+// over 100 servers, 4 over 1,000, so each server still gets thousands of
+// requests.
+func subsetScenario(n, size int, random bool) scenario {
+	kind, name := "deterministic", fmt.Sprintf("subset-%d-%d", n, size)
+	if random {
+		kind, name = "random", name+"-random"
+	}
+	return scenario{
+		name:       name,
+		title:      fmt.Sprintf("100 independent balancers over %d servers, each using %d of them (%s subsets)", n, size, kind),
+		servers:    equalServers(n),
+		instances:  100,
+		subset:     &subsetting{size: size, random: random},
+		algorithms: []string{"round-robin", "least-conn", "p2c"},
+		loads:      []float64{0.8},
+		duration:   min(10, 4000/float64(n)),
+	}
 }
 
 // slowServers returns n servers of 4 workers and 10 ms mean service, the

@@ -32,6 +32,25 @@ type scenario struct {
 	loads []float64
 	// shift, if set, slows one server down for a while.
 	shift *shift
+	// subset, if set, restricts each instance to a subset of the servers.
+	subset *subsetting
+	// algorithms, if not nil, are the only algorithms it runs.
+	algorithms []string
+	// duration, if positive, caps the virtual seconds of its runs.
+	duration float64
+}
+
+// subsetting restricts each of a scenario's instances to size of its
+// servers: lb.SubsetOf's deterministic subsets, or random ones (each
+// instance its own random draw) when random is set.
+type subsetting struct {
+	size   int
+	random bool
+}
+
+// runs reports whether sc runs algorithm alg.
+func (sc scenario) runs(alg algorithm) bool {
+	return sc.algorithms == nil || slices.Contains(sc.algorithms, alg.name)
 }
 
 // defaultLoads are the loads of a scenario that does not name its own.
@@ -170,6 +189,24 @@ type result struct {
 	// end, and from 10 s after it ends to the end of the run.
 	shiftBelow, shiftBack      float64
 	shiftShare, recoveredShare float64
+	// instances is the number of independent balancers.
+	instances int
+	// connSpread and loadSpread are the max/mean over servers of the
+	// instances whose pool holds each server (its connections), and of
+	// the picks each got.
+	connSpread, loadSpread float64
+}
+
+// spread returns the max/mean of counts.
+func spread(counts []int) float64 {
+	top, sum := 0, 0
+	for _, c := range counts {
+		top, sum = max(top, c), sum+c
+	}
+	if sum == 0 {
+		return math.NaN()
+	}
+	return float64(top) * float64(len(counts)) / float64(sum)
 }
 
 // binWidth is the width, in seconds, of the intervals picks are counted in.
@@ -254,9 +291,11 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		hash  *lb.ConsistentHash
 		index map[*lb.Server]int
 		all   []*lb.Server
+		conns []int // the servers of its pool (its connections)
 	}
 	insts := make([]instance, instances)
 	st := simState{sc: sc, busy: make([]int, n), queued: make([][]*request, n), down: make([]bool, n), recoveredAt: math.Inf(-1)}
+	subsetRnd := rand.New(rand.NewPCG(seed, 0x5b5e7))
 	for k := range insts {
 		pool := new(lb.Pool)
 		pool.SetClock(clock)
@@ -266,11 +305,28 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 			if err != nil {
 				return nil, err
 			}
-			if err := pool.Add(s); err != nil {
-				return nil, err
-			}
 			in.index[s] = i
 			in.all = append(in.all, s)
+		}
+		members := in.all
+		switch sub := sc.subset; {
+		case sub == nil:
+		case sub.random:
+			members = nil
+			for _, i := range subsetRnd.Perm(n)[:sub.size] {
+				members = append(members, in.all[i])
+			}
+		default:
+			var err error
+			if members, err = lb.SubsetOf(in.all, k, instances, sub.size); err != nil {
+				return nil, err
+			}
+		}
+		if err := pool.Add(members...); err != nil {
+			return nil, err
+		}
+		for _, s := range members {
+			in.conns = append(in.conns, in.index[s])
 		}
 		var b lb.Balancer
 		if alg.oracle {
@@ -286,7 +342,14 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		insts[k] = in
 	}
 
-	res := &result{scenario: sc.name, algorithm: alg.name, load: load, share: make([]float64, n), peak: make([]int, n)}
+	res := &result{scenario: sc.name, algorithm: alg.name, load: load, share: make([]float64, n), peak: make([]int, n), instances: instances}
+	conns := make([]int, n)
+	for _, in := range insts {
+		for _, i := range in.conns {
+			conns[i]++
+		}
+	}
+	res.connSpread = spread(conns)
 	busy, queued, down := st.busy, st.queued, st.down
 	picks := make([]int, n)
 	res.bins = make([][]int, int(math.Ceil(duration/binWidth)))
@@ -448,6 +511,7 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 		res.share[i] = float64(p) / float64(max(1, total))
 	}
 	res.picks = picks
+	res.loadSpread = spread(picks)
 	res.failShare = float64(failPicks) / float64(max(1, latePicks))
 	res.candidates = math.NaN()
 	var cpicks, ccands uint64
@@ -462,7 +526,7 @@ func simulate(sc scenario, alg algorithm, load, duration float64, seed uint64) (
 	case cpicks > 0:
 		res.candidates = float64(ccands) / float64(cpicks)
 	case alg.candidates != nil:
-		res.candidates = alg.candidates(n)
+		res.candidates = alg.candidates(len(insts[0].conns))
 	}
 	res.shiftBelow, res.shiftBack = math.NaN(), math.NaN()
 	res.shiftShare, res.recoveredShare = math.NaN(), math.NaN()
