@@ -182,8 +182,8 @@ func ExampleServer_Stats() {
 	res.Done(lb.DoneInfo{StatusCode: 502, Duration: 1500000})
 	fmt.Printf("%+v\n", s.Stats())
 	// Output:
-	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false State:up Reason: Since:0001-01-01 00:00:00 +0000 UTC EjectedUntil:0001-01-01 00:00:00 +0000 UTC Ejections:0 Ramp:1 InFlight:1 Requests:0 Failures:0 LastLatency:0s}
-	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false State:up Reason: Since:0001-01-01 00:00:00 +0000 UTC EjectedUntil:0001-01-01 00:00:00 +0000 UTC Ejections:0 Ramp:1 InFlight:0 Requests:1 Failures:1 LastLatency:1.5ms}
+	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false State:up Reason: Since:0001-01-01 00:00:00 +0000 UTC EjectedUntil:0001-01-01 00:00:00 +0000 UTC Ejections:0 Ramp:1 InFlight:1 Requests:0 Failures:0 LastLatency:0s Errors:{Transport:0 Timeout:0 Status5xx:0 Status4xx:0 ClientGone:0} P50:0s P90:0s P99:0s Retries:0}
+	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false State:up Reason: Since:0001-01-01 00:00:00 +0000 UTC EjectedUntil:0001-01-01 00:00:00 +0000 UTC Ejections:0 Ramp:1 InFlight:0 Requests:1 Failures:1 LastLatency:1.5ms Errors:{Transport:0 Timeout:0 Status5xx:1 Status4xx:0 ClientGone:0} P50:1.441792ms P90:1.546649ms P99:1.570242ms Retries:0}
 }
 
 func ExampleHealthChecker() {

@@ -371,6 +371,7 @@ func (st *proxyState) end() {
 	}
 	st.res.Done(st.info)
 	st.p.observe(st.res.Server, st.info)
+	st.attempted()
 }
 
 // bodyWait returns the time reads of the client's body have spent waiting

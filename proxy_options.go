@@ -38,6 +38,7 @@ type proxyOptions struct {
 	budgetFloor        int
 	noBudget           bool
 	retryStatus        map[int]bool
+	attempt            func(Attempt) // WithAttemptObserver
 }
 
 // Defaults of the proxy options.

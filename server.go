@@ -38,7 +38,9 @@ type Server struct {
 	weight   int
 	failures atomic.Uint64
 	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
-	_        [cacheLine - 40]byte
+	// latencySum is the total of the durations in hist, in nanoseconds.
+	latencySum atomic.Int64
+	_          [cacheLine - 48]byte
 
 	name     string
 	nameHash uint64       // hashString(name): the server's place in hashing
@@ -53,6 +55,10 @@ type Server struct {
 	// idle, while the server drains, is closed when its in-flight count
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
+
+	hist    histogram                      // the durations of ended requests
+	errs    [numErrorClasses]atomic.Uint64 // ended requests by error class
+	retries atomic.Uint64                  // attempts that were retries (Proxy)
 
 	// ev is what changes of state touch: their order, the state as Stats
 	// shows it, the pools to report them to.
@@ -71,8 +77,9 @@ const wordSize = bits.UintSize / 8
 
 // coldSize is the size of the fields of Server after its first cache line:
 // nine words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1, ev: 1),
-// a 64-bit integer and a 32-bit one.
-const coldSize = 9*wordSize + 8 + 4
+// a 64-bit integer, the histogram's and the error classes' counters, the
+// retries, and a 32-bit integer.
+const coldSize = 9*wordSize + 8 + (histBuckets+numErrorClasses+1)*8 + 4
 
 // slowStart is one slow-start ramp: the server's share grows from minRamp
 // to full between start and start+window (Unix nanoseconds). It is never
@@ -480,11 +487,28 @@ func (s *Server) release(info DoneInfo) {
 	if info.Err == ErrNotUsed {
 		return
 	}
-	if !clientFault(info.Err) && (info.Err != nil || info.StatusCode >= 500) {
-		s.failures.Add(1)
+	if info.Err != nil || info.StatusCode >= 400 {
+		s.countError(info)
 	}
-	if info.Duration > 0 {
-		s.latency.Store(int64(info.Duration))
+	if d := int64(info.Duration); d > 0 {
+		s.latency.Store(d)
+		s.latencySum.Add(d)
+		s.hist.observe(d)
+	}
+}
+
+// countError counts a request that ended with an error or a status of 400
+// or more in its class, and as a failure unless it was the client's doing
+// or a 4xx. It is kept out of release, which is then small enough to stay
+// fast.
+func (s *Server) countError(info DoneInfo) {
+	c := errorClass(info)
+	if c == classNone {
+		return
+	}
+	s.errs[c].Add(1)
+	if c != class4xx && c != classClientGone {
+		s.failures.Add(1)
 	}
 }
 
@@ -545,6 +569,18 @@ type Stats struct {
 	Failures uint64 `json:"failures"`
 	// LastLatency is the Duration of the last request that reported one.
 	LastLatency time.Duration `json:"last_latency_ns"`
+	// Errors counts the ended requests by class of error (see
+	// [ErrorCounts]). Transport, Timeout and Status5xx add up to Failures.
+	Errors ErrorCounts `json:"errors"`
+	// P50, P90 and P99 are the median, 90th and 99th percentiles of the
+	// requests' durations, estimated from [Server.Latency]; 0 when no
+	// request has reported a duration.
+	P50 time.Duration `json:"p50_ns"`
+	P90 time.Duration `json:"p90_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	// Retries counts the attempts on this server that were retries of a
+	// request by a [Proxy] (which tried another server first).
+	Retries uint64 `json:"retries"`
 }
 
 // Stats returns a snapshot of the server's state and counters.
@@ -564,6 +600,13 @@ func (s *Server) Stats() Stats {
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
 		LastLatency: time.Duration(s.latency.Load()),
+		Errors:      s.errorCounts(),
+		Retries:     s.retries.Load(),
+	}
+	if s.latencySum.Load() != 0 {
+		var buf [histBuckets]Bucket
+		h := s.latencyInto(buf[:])
+		st.P50, st.P90, st.P99 = h.Quantile(0.5), h.Quantile(0.9), h.Quantile(0.99)
 	}
 	if r := s.ev.rec.Load(); r.state == st.State { // else a change is under way
 		st.Reason, st.Since, st.EjectedUntil = r.reason, r.since, r.ejectedUntil

@@ -25,14 +25,22 @@ func TestStatusHandlerJSON(t *testing.T) {
 	assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
 	var got PoolStatus
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
+	assert.False(t, got.Time.IsZero())
+	got.Time = time.Time{} // the wall clock's
 	require.Len(t, got.Servers, 3)
 	assert.False(t, got.Servers[1].Since.IsZero(), "the time s1 went down")
 	got.Servers[1].Since = time.Time{}
 	assert.Equal(t, PoolStatus{
 		Version:   1,
 		Available: 1,
+		InFlight:  1,
+		Requests:  1,
+		Failures:  1,
+		Errors:    ErrorCounts{Status5xx: 1},
 		Servers: []Stats{
-			{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, State: "up", Ramp: 1, InFlight: 1, Requests: 1, Failures: 1, LastLatency: 3 * time.Millisecond},
+			{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, State: "up", Ramp: 1, InFlight: 1, Requests: 1, Failures: 1, LastLatency: 3 * time.Millisecond,
+				// One duration of 3 ms, in the bucket (2621440, 3145728].
+				Errors: ErrorCounts{Status5xx: 1}, P50: 2883584, P90: 3093299, P99: 3140485},
 			{Name: "s1", URL: "http://10.0.0.2:80", Weight: 1, Healthy: false, State: "down", Reason: reasonMarkedDown, Ramp: 1},
 			{Name: "s2", URL: "http://10.0.0.3:80", Weight: 0, Healthy: true, State: "up", Ramp: 1},
 		},
