@@ -1,11 +1,11 @@
 package lb
 
 import (
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -62,7 +62,7 @@ func MetricsHandler(pools ...*Pool) http.Handler {
 		if r.Method == http.MethodHead {
 			return
 		}
-		_, _ = w.Write(appendMetrics(nil, metricsServers(pools)))
+		writeMetrics(w, metricsServers(pools))
 	})
 }
 
@@ -90,35 +90,38 @@ type serverMetrics struct {
 	Stats
 	// errors holds the error counts in the order of errorClasses.
 	errors  [len(errorClasses)]uint64
-	retries uint64
-	latency durations
-}
-
-// durations is a latency histogram as the metrics show it.
-type durations struct {
-	// buckets hold the count of observations in (previous bound, bound],
-	// in increasing order of bound; a bound of math.MaxInt64 is +Inf.
-	buckets []durationBucket
-	sum     time.Duration
-}
-
-// durationBucket is one bucket of durations.
-type durationBucket struct {
-	bound time.Duration
-	count uint64
+	latency Histogram
 }
 
 // metricsOf reads the figures of s.
 func metricsOf(s *Server) serverMetrics {
 	st := s.Stats()
-	return serverMetrics{Stats: st}
+	e := st.Errors
+	return serverMetrics{
+		Stats:   st,
+		errors:  [...]uint64{e.Transport, e.Timeout, e.Status5xx, e.Status4xx, e.ClientGone},
+		latency: s.Latency(),
+	}
 }
 
-// appendMetrics appends the metrics of servers to b in the text format.
-func appendMetrics(b []byte, servers []*Server) []byte {
+// metricsChunk is the size of output writeMetrics gathers before it
+// writes it.
+const metricsChunk = 32 << 10
+
+// writeMetrics writes the metrics of servers to w in the text format, in
+// chunks of about metricsChunk bytes. It stops at the first error.
+func writeMetrics(w io.Writer, servers []*Server) {
 	ms := make([]serverMetrics, len(servers))
 	for i, s := range servers {
 		ms[i] = metricsOf(s)
+	}
+	b := make([]byte, 0, metricsChunk+4<<10)
+	var err error
+	flush := func() {
+		if len(b) >= metricsChunk && err == nil {
+			_, err = w.Write(b)
+			b = b[:0]
+		}
 	}
 	family := func(name, typ, help string, each func(b []byte, m *serverMetrics) []byte) {
 		b = append(b, "# HELP "...)
@@ -132,6 +135,7 @@ func appendMetrics(b []byte, servers []*Server) []byte {
 		b = append(b, '\n')
 		for i := range ms {
 			b = each(b, &ms[i])
+			flush()
 		}
 	}
 	family("lb_requests_total", "counter", "Requests that have ended, by server.", func(b []byte, m *serverMetrics) []byte {
@@ -163,12 +167,14 @@ func appendMetrics(b []byte, servers []*Server) []byte {
 		return appendSample(b, "lb_ejections_total", m.Name, "", "", m.Ejections)
 	})
 	family("lb_retries_total", "counter", "Attempts on the server that were retries, by server.", func(b []byte, m *serverMetrics) []byte {
-		return appendSample(b, "lb_retries_total", m.Name, "", "", m.retries)
+		return appendSample(b, "lb_retries_total", m.Name, "", "", m.Retries)
 	})
 	family("lb_request_duration_seconds", "histogram", "Duration of the requests that reported one, by server.", func(b []byte, m *serverMetrics) []byte {
 		return appendHistogram(b, "lb_request_duration_seconds", m.Name, m.latency)
 	})
-	return b
+	if len(b) > 0 && err == nil {
+		_, _ = w.Write(b)
+	}
 }
 
 // appendSample appends one line: name{server="server"} v, with a second
@@ -203,23 +209,35 @@ func appendSeries(b []byte, name, server, label, value string) []byte {
 // appendHistogram appends the _bucket, _sum and _count lines of h, with
 // cumulative buckets in seconds. The count is the sum of the buckets, so
 // that it matches the +Inf bucket even when h was read under traffic.
-func appendHistogram(b []byte, name, server string, h durations) []byte {
+func appendHistogram(b []byte, name, server string, h Histogram) []byte {
 	var cum uint64
-	for _, bk := range h.buckets {
-		cum += bk.count
-		le := "+Inf"
-		if bk.bound != math.MaxInt64 {
-			le = strconv.FormatFloat(bk.bound.Seconds(), 'g', -1, 64)
+	inf := false
+	for _, bk := range h.Buckets {
+		cum += bk.Count
+		b = append(b, name...)
+		b = append(b, `_bucket{server="`...)
+		b = appendLabelValue(b, server)
+		b = append(b, `",le="`...)
+		if bk.UpperBound == math.MaxInt64 {
+			b, inf = append(b, "+Inf"...), true
+		} else {
+			b = strconv.AppendFloat(b, bk.UpperBound.Seconds(), 'g', -1, 64)
 		}
-		b = appendSample(b, name+"_bucket", server, "le", le, cum)
+		b = append(b, `"} `...)
+		b = strconv.AppendUint(b, cum, 10)
+		b = append(b, '\n')
 	}
-	if len(h.buckets) == 0 || h.buckets[len(h.buckets)-1].bound != math.MaxInt64 {
+	if !inf {
 		b = appendSample(b, name+"_bucket", server, "le", "+Inf", cum)
 	}
-	b = appendSeries(b, name+"_sum", server, "", "")
-	b = strconv.AppendFloat(b, h.sum.Seconds(), 'g', -1, 64)
+	b = append(b, name...)
+	b = append(b, "_sum"...)
+	b = appendSeries(b, "", server, "", "")
+	b = strconv.AppendFloat(b, h.Sum.Seconds(), 'g', -1, 64)
 	b = append(b, '\n')
-	return appendSample(b, name+"_count", server, "", "", cum)
+	b = append(b, name...)
+	b = append(b, "_count"...)
+	return appendSample(b, "", server, "", "", cum)
 }
 
 // labelEscaper escapes a label value as the text format wants: backslash,

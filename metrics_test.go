@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
@@ -51,9 +52,8 @@ func TestMetricsHandlerLines(t *testing.T) {
 	require.NoError(t, err)
 
 	// alpha: two requests ended, one in flight.
-	for range 2 {
-		a.Acquire().Done(DoneInfo{StatusCode: 200})
-	}
+	a.Acquire().Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
+	a.Acquire().Done(DoneInfo{StatusCode: 503, Duration: 3 * time.Millisecond})
 	inFlight := a.Acquire()
 	defer inFlight.Done(DoneInfo{})
 	odd.Acquire().Done(DoneInfo{Err: errors.New("boom")})
@@ -75,10 +75,27 @@ func TestMetricsHandlerLines(t *testing.T) {
 		`lb_server_state{server="down",state="up"} 0`,
 		`lb_server_state{server="down",state="down"} 1`,
 		`lb_request_errors_total{server="alpha",class="transport"} 0`,
+		`lb_request_errors_total{server="alpha",class="timeout"} 0`,
+		`lb_request_errors_total{server="alpha",class="status_5xx"} 1`,
+		`lb_request_errors_total{server="alpha",class="status_4xx"} 0`,
+		`lb_request_errors_total{server="alpha",class="client_gone"} 0`,
+		`lb_request_errors_total{server="o\"dd\\na\nme",class="transport"} 1`,
 		`lb_ejections_total{server="alpha"} 0`,
 		`lb_retries_total{server="alpha"} 0`,
-		`lb_request_duration_seconds_bucket{server="alpha",le="+Inf"} 0`,
-		`lb_request_duration_seconds_count{server="alpha"} 0`,
+		// 1 ms falls in (0.917504 ms, 1.048576 ms], 3 ms in
+		// (2.62144 ms, 3.145728 ms].
+		`lb_request_duration_seconds_bucket{server="alpha",le="4.9152e-05"} 0`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="0.000917504"} 0`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="0.001048576"} 1`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="0.00262144"} 1`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="0.003145728"} 2`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="60.129542144"} 2`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="+Inf"} 2`,
+		`lb_request_duration_seconds_sum{server="alpha"} 0.004`,
+		`lb_request_duration_seconds_count{server="alpha"} 2`,
+		`lb_request_duration_seconds_bucket{server="down",le="+Inf"} 0`,
+		`lb_request_duration_seconds_sum{server="down"} 0`,
+		`lb_request_duration_seconds_count{server="down"} 0`,
 	} {
 		assert.Contains(t, lines, want)
 	}
@@ -90,6 +107,14 @@ func TestMetricsHandlerLines(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, n, "alpha, in both pools, is shown once")
+	// Every bucket of the server's histogram, the last one as +Inf.
+	n = 0
+	for _, line := range lines {
+		if strings.HasPrefix(line, `lb_request_duration_seconds_bucket{server="alpha",`) {
+			n++
+		}
+	}
+	assert.Equal(t, len(a.Latency().Buckets), n)
 }
 
 func TestMetricsHandlerFamilies(t *testing.T) {

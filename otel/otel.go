@@ -145,8 +145,9 @@ func clamp(n uint64) int64 { return int64(min(n, math.MaxInt64)) }
 
 // errorCounts returns the error counts of st in the order of errorClasses.
 func errorCounts(st lb.Stats) [len(errorClasses)]uint64 {
-	return [len(errorClasses)]uint64{}
+	e := st.Errors
+	return [...]uint64{e.Transport, e.Timeout, e.Status5xx, e.Status4xx, e.ClientGone}
 }
 
 // counts returns the ejections and retries of the server of st.
-func counts(st lb.Stats) (ejections, retries uint64) { return st.Ejections, 0 }
+func counts(st lb.Stats) (ejections, retries uint64) { return st.Ejections, st.Retries }

@@ -145,6 +145,10 @@ func TestRegisterManualReader(t *testing.T) {
 		{"lb.requests", []attribute.KeyValue{server("e500")}, 2},
 		{"lb.requests", []attribute.KeyValue{server("down")}, 0},
 		{"lb.request.errors", []attribute.KeyValue{server("ok"), ErrorTypeKey.String("transport")}, 0},
+		{"lb.request.errors", []attribute.KeyValue{server("ok"), ErrorTypeKey.String("status_5xx")}, 0},
+		{"lb.request.errors", []attribute.KeyValue{server("e500"), ErrorTypeKey.String("status_5xx")}, 2},
+		{"lb.request.errors", []attribute.KeyValue{server("e500"), ErrorTypeKey.String("status_4xx")}, 0},
+		{"lb.request.errors", []attribute.KeyValue{server("e500"), ErrorTypeKey.String("client_gone")}, 0},
 		{"lb.active_requests", []attribute.KeyValue{server("ok")}, 0},
 		{"lb.active_requests", []attribute.KeyValue{server("e500")}, 0},
 		{"lb.server.weight", []attribute.KeyValue{server("ok")}, 3},
@@ -171,8 +175,18 @@ func TestRegisterManualReader(t *testing.T) {
 	require.True(t, isHist)
 	assert.Equal(t, metricdata.CumulativeTemporality, hist.Temporality)
 	require.Len(t, hist.DataPoints, 3)
+	wantCount := map[string]uint64{"ok": 3, "e500": 2, "down": 0}
 	for _, p := range hist.DataPoints {
+		name, _ := p.Attributes.Value(ServerKey)
 		assert.Len(t, p.BucketCounts, len(p.Bounds)+1)
+		assert.Len(t, p.Bounds, len(ok.Latency().Buckets)-1, "every finite bound of lb's histogram")
+		var total uint64
+		for _, c := range p.BucketCounts {
+			total += c
+		}
+		assert.Equal(t, wantCount[name.AsString()], p.Count, name.AsString())
+		assert.Equal(t, p.Count, total, name.AsString())
+		assert.Equal(t, p.Count > 0, p.Sum > 0, name.AsString())
 	}
 
 	// Once unregistered, the callback observes nothing more.

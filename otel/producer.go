@@ -93,6 +93,21 @@ func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 // (one more than the bounds: the last is up to +Inf), and the sum in
 // seconds.
 func latency(s *lb.Server) (bounds []float64, counts []uint64, sum float64) {
-	_ = math.MaxInt64
-	return nil, []uint64{0}, 0
+	h := s.Latency()
+	bounds = make([]float64, 0, len(h.Buckets))
+	counts = make([]uint64, 0, len(h.Buckets)+1)
+	for _, b := range h.Buckets {
+		if b.UpperBound == math.MaxInt64 {
+			continue // the last bucket, counted below
+		}
+		bounds = append(bounds, b.UpperBound.Seconds())
+		counts = append(counts, b.Count)
+	}
+	// The bucket above the last bound: the last one of lb's histogram, or
+	// none if it ends with a finite bound.
+	var over uint64
+	if n := len(h.Buckets); n > 0 && h.Buckets[n-1].UpperBound == math.MaxInt64 {
+		over = h.Buckets[n-1].Count
+	}
+	return bounds, append(counts, over), h.Sum.Seconds()
 }

@@ -207,18 +207,38 @@ var errorClasses = [...]string{"transport", "timeout", "status_5xx", "status_4xx
 
 // errorCounts returns the error counts of st in the order of errorClasses.
 func errorCounts(st lb.Stats) [len(errorClasses)]uint64 {
-	return [len(errorClasses)]uint64{}
+	e := st.Errors
+	return [...]uint64{e.Transport, e.Timeout, e.Status5xx, e.Status4xx, e.ClientGone}
 }
 
 // counts returns the ejections and retries of the server of st.
-func counts(st lb.Stats) (ejections, retries uint64) { return st.Ejections, 0 }
+func counts(st lb.Stats) (ejections, retries uint64) { return st.Ejections, st.Retries }
 
 // latency returns the latency histogram of s in seconds, with cumulative
 // buckets, +Inf left out. The count is the sum of the buckets, so that it
 // matches them even when read under traffic.
 func latency(s *lb.Server) *dto.Histogram {
-	_ = math.MaxInt64
-	return &dto.Histogram{SampleCount: proto.Uint64(0), SampleSum: proto.Float64(0)}
+	h := s.Latency()
+	// One allocation for each kind of value rather than one per value.
+	n := len(h.Buckets)
+	buckets := make([]dto.Bucket, n)
+	counts := make([]uint64, n+1)
+	bounds := make([]float64, n)
+	sum := h.Sum.Seconds()
+	out := &dto.Histogram{SampleSum: &sum, Bucket: make([]*dto.Bucket, 0, n)}
+	var count uint64
+	for i, b := range h.Buckets {
+		count += b.Count
+		if b.UpperBound == math.MaxInt64 {
+			continue // +Inf: the count
+		}
+		counts[i], bounds[i] = count, b.UpperBound.Seconds()
+		buckets[i].CumulativeCount, buckets[i].UpperBound = &counts[i], &bounds[i]
+		out.Bucket = append(out.Bucket, &buckets[i])
+	}
+	counts[n] = count
+	out.SampleCount = &counts[n]
+	return out
 }
 
 var _ prom.Collector = (*Collector)(nil)

@@ -91,6 +91,10 @@ func TestCollectorScrape(t *testing.T) {
 	require.NoError(t, err)
 	down, err := lb.NewServer("http://127.0.0.1:1", lb.WithName("down"), lb.WithDown())
 	require.NoError(t, err)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // its port now refuses connections
+	refused, err := lb.NewServer(closed.URL, lb.WithName("refused"))
+	require.NoError(t, err)
 
 	// One pool per answering backend, so that each proxy's traffic is
 	// known exactly; ok is in two pools and is collected once.
@@ -102,6 +106,7 @@ func TestCollectorScrape(t *testing.T) {
 		{[]*lb.Server{e500}, 2},
 		{[]*lb.Server{e404, down}, 1}, // down is never picked
 		{[]*lb.Server{ok}, 0},
+		{[]*lb.Server{refused}, 1},
 	}
 	// Two servers that answer 503: after a failure each, passive health
 	// ejects one of them (half the pool at most).
@@ -160,12 +165,26 @@ func TestCollectorScrape(t *testing.T) {
 		{"lb_server_state", []string{"ok", "state", "down"}, 0},
 		{"lb_server_state", []string{"down", "state", "down"}, 1},
 		{"lb_server_state", []string{"down", "state", "up"}, 0},
+		{"lb_requests_total", []string{"refused"}, 1},
+		{"lb_request_errors_total", []string{"ok", "class", "status_5xx"}, 0},
+		{"lb_request_errors_total", []string{"e500", "class", "status_5xx"}, 2},
+		{"lb_request_errors_total", []string{"e500", "class", "status_4xx"}, 0},
+		{"lb_request_errors_total", []string{"e404", "class", "status_4xx"}, 1},
+		{"lb_request_errors_total", []string{"refused", "class", "transport"}, 1},
+		{"lb_request_errors_total", []string{"refused", "class", "timeout"}, 0},
+		{"lb_request_errors_total", []string{"refused", "class", "client_gone"}, 0},
 		{"lb_ejections_total", []string{"ok"}, 0},
 		{"lb_retries_total", []string{"ok"}, 0},
+		// The histograms' sample counts: every request reported a
+		// duration.
+		{"lb_request_duration_seconds", []string{"ok"}, 3},
+		{"lb_request_duration_seconds", []string{"e500"}, 2},
+		{"lb_request_duration_seconds", []string{"e404"}, 1},
+		{"lb_request_duration_seconds", []string{"down"}, 0},
 	} {
 		assert.Equal(t, tc.want, value(t, families, tc.family, tc.labels...), "%s %v", tc.family, tc.labels)
 	}
-	assert.Len(t, families["lb_requests_total"].GetMetric(), 6, "ok, in two pools, once")
+	assert.Len(t, families["lb_requests_total"].GetMetric(), 7, "ok, in two pools, once")
 	ejections := value(t, families, "lb_ejections_total", "flaky1") + value(t, families, "lb_ejections_total", "flaky2")
 	assert.Equal(t, 1.0, ejections)
 	for _, f := range flaky {
@@ -175,6 +194,16 @@ func TestCollectorScrape(t *testing.T) {
 		}
 		assert.Equal(t, want, value(t, families, "lb_server_state", f.Name(), "state", "ejected"), f.Name())
 		assert.Equal(t, 1-want, value(t, families, "lb_server_state", f.Name(), "state", "up"), f.Name())
+	}
+	okHist := families["lb_request_duration_seconds"].GetMetric()
+	for _, m := range okHist {
+		h := m.GetHistogram()
+		require.NotEmpty(t, h.GetBucket())
+		last := h.GetBucket()[len(h.GetBucket())-1]
+		assert.Equal(t, h.GetSampleCount(), last.GetCumulativeCount(), "no observation above 60 s")
+		if h.GetSampleCount() > 0 {
+			assert.Positive(t, h.GetSampleSum())
+		}
 	}
 
 	// The core's handler serves the same names and values.
