@@ -8,9 +8,13 @@
 // The latency distribution is exported by a [Producer] instead, because the
 // metrics API has no observable histogram: see [Producer] for why.
 //
+//	producer, err := lbotel.NewProducer(pool)
+//	...
 //	meterProvider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
-//		sdkmetric.NewPeriodicReader(exporter, sdkmetric.WithProducer(lbotel.NewProducer(pool)))))
+//		sdkmetric.NewPeriodicReader(exporter, sdkmetric.WithProducer(producer))))
 //	reg, err := lbotel.Register(meterProvider.Meter(lbotel.ScopeName), pool)
+//	...
+//	defer reg.Unregister()
 //
 // The instruments, each with the attribute lb.server.name (the server's
 // name):
