@@ -46,9 +46,10 @@ var serverStates = [...]string{"up", "down", "ejected", "draining"}
 // pools), only the first, in the order of pools, is shown, since two
 // series with the same labels would make the output invalid. A name that
 // is not valid UTF-8 is shown with U+FFFD for each run of bad bytes. Nil
-// pools are skipped. The handler reads each server's figures without a lock, so
-// under traffic they may be a few requests apart; it answers GET and HEAD
-// only. Mount it where only operators (and the scraper) can reach it.
+// pools are skipped. The handler reads each server's figures without a
+// lock, so under traffic they may be a few requests apart; it answers GET
+// and HEAD only. Mount it where only operators (and the scraper) can
+// reach it.
 func MetricsHandler(pools ...*Pool) http.Handler {
 	pools = append([]*Pool(nil), pools...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +110,8 @@ func metricsOf(s *Server) serverMetrics {
 const metricsChunk = 32 << 10
 
 // writeMetrics writes the metrics of servers to w in the text format, in
-// chunks of about metricsChunk bytes. It stops at the first error.
+// chunks of about metricsChunk bytes. After an error from w (the client
+// went away) it writes nothing more.
 func writeMetrics(w io.Writer, servers []*Server) {
 	ms := make([]serverMetrics, len(servers))
 	for i, s := range servers {
@@ -118,8 +120,10 @@ func writeMetrics(w io.Writer, servers []*Server) {
 	b := make([]byte, 0, metricsChunk+4<<10)
 	var err error
 	flush := func() {
-		if len(b) >= metricsChunk && err == nil {
-			_, err = w.Write(b)
+		if len(b) >= metricsChunk {
+			if err == nil {
+				_, err = w.Write(b)
+			}
 			b = b[:0]
 		}
 	}

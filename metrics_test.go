@@ -2,6 +2,7 @@ package lb
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -209,4 +210,37 @@ func TestMetricsHandlerInvalidUTF8Name(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, n)
+}
+
+// failingWriter is a ResponseWriter whose Write fails, as for a client
+// that went away, and counts the calls.
+type failingWriter struct {
+	header http.Header
+	writes int
+}
+
+func (f *failingWriter) Header() http.Header { return f.header }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	f.writes++
+	return 0, errors.New("broken pipe")
+}
+
+func (f *failingWriter) WriteHeader(int) {}
+
+// After a failed write, the handler writes nothing more.
+func TestMetricsHandlerStopsWritingOnError(t *testing.T) {
+	t.Parallel()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	var servers []*Server
+	for i := range 100 { // several chunks of output
+		s, err := NewHandlerServer(fmt.Sprintf("server-%03d", i), ok)
+		require.NoError(t, err)
+		servers = append(servers, s)
+	}
+	p, err := NewPool(servers...)
+	require.NoError(t, err)
+	w := &failingWriter{header: make(http.Header)}
+	MetricsHandler(p).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	assert.Equal(t, 1, w.writes)
 }
