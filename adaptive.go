@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"math"
 	"net/http"
 	"time"
 )
@@ -48,15 +49,19 @@ import (
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration teaches nothing. Time is read in Done only, from the pool's
-// clock if it has one ([Pool.SetClock], for tests and simulations), else
-// from the monotonic clock; a pick reads no clock, takes no lock and
-// allocates nothing. Adaptive is safe for concurrent use.
+// Duration teaches nothing. Time is read in Done only: from the pool's
+// clock at every Done if it has one ([Pool.SetClock], for tests and
+// simulations); else, with a time constant of 100 ms or more, from a coarse
+// clock that a timer reads from the monotonic clock once a millisecond
+// while Dones come, and stops reading 8 ms after the last (no goroutine
+// is left running); else from the monotonic clock at every Done. A pick
+// reads no clock, takes no lock and allocates nothing. Adaptive is safe for
+// concurrent use.
 type Adaptive struct {
 	es     estimates
 	randN  func(int) int
 	costFn costFunc // a.cost, bound once
-	tau    int64
+	invTau float64  // 1 / the time constant in nanoseconds
 }
 
 const (
@@ -112,7 +117,7 @@ func NewAdaptive(pool *Pool, opts ...Option) (*Adaptive, error) {
 	if c.decay == 0 {
 		c.decay = time.Second
 	}
-	a := &Adaptive{es: estimates{pool: pool, met: true, start: time.Now()}, randN: c.randN, tau: int64(c.decay)}
+	a := &Adaptive{es: estimates{pool: pool, met: true, start: time.Now(), coarse: c.decay >= coarseDecay}, randN: c.randN, invTau: 1 / float64(c.decay)}
 	a.es.learn, a.costFn = a.learn, a.cost
 	return a, nil
 }
@@ -155,7 +160,7 @@ func (a *Adaptive) speed(e *serverEst, now int64) (speed, fail float64) {
 	speed = ref
 	stamp := e.stamp.Load()
 	if stamp != 0 {
-		k := keep(now-stamp, a.tau)
+		k := keep(now-stamp, a.invTau)
 		if v := f64(&e.lat); v > 0 {
 			stale := ref * staleTarget
 			speed = stale + (v-stale)*k
@@ -167,8 +172,17 @@ func (a *Adaptive) speed(e *serverEst, now int64) (speed, fail float64) {
 
 // cost is e's expected delay, over the weight w, and whether e is slow.
 func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
-	speed, fail := a.speed(e, now)
-	ref := f64(&a.es.ref)
+	// a.speed, written out: this is the hot path of a pick.
+	ref, lat := f64(&a.es.ref), f64(&e.lat)
+	speed, fail := ref, 0.0
+	if stamp := e.stamp.Load(); stamp != 0 {
+		k := keep(now-stamp, a.invTau)
+		if lat > 0 {
+			stale := ref * staleTarget
+			speed = stale + (lat-stale)*k
+		}
+		fail = f64(&e.fail) * k
+	}
 	// Speeds up to adaptBand times the neutral one count as the neutral
 	// one: between servers that differ by no more than the noise of their
 	// estimates, the requests in flight decide, and a server whose
@@ -182,10 +196,15 @@ func (a *Adaptive) cost(e *serverEst, w int64, now int64) (float64, bool) {
 	// the pool's mean weight over the server's (w is scaled by
 	// 2^rampBits, and lowered while the server slow-starts). Before
 	// anything is learnt, a speed of 1 ns: the requests in flight decide.
-	m := float64(e.s.InFlight()+1) * f64(&e.share) * float64(int64(e.s.weight.Load())<<rampBits) / float64(w)
+	m := float64(e.s.InFlight()+1) * f64(&e.share)
+	if full := int64(e.s.weight.Load()) << rampBits; w != full {
+		m = m * float64(full) / float64(w)
+	}
 	d := max(speed, 1) * shape(m)
-	slow := f64(&e.lat) > adaptSlow*ref
-	return d * (1 + adaptFailWeight*fail), slow
+	if fail != 0 {
+		d *= 1 + adaptFailWeight*fail
+	}
+	return d, lat > adaptSlow*ref
 }
 
 // learn folds one outcome into e; mid is the in-flight count the request
@@ -194,7 +213,7 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, mid float64, now int64) {
 	stamp := e.stamp.Load()
 	k := 0.0
 	if stamp != 0 {
-		k = keep(now-stamp, a.tau)
+		k = keep(now-stamp, a.invTau)
 	}
 	fail := f64(&e.fail) * k
 	switch {
@@ -205,11 +224,17 @@ func (a *Adaptive) learn(e *serverEst, info DoneInfo, mid float64, now int64) {
 		if prev := f64(&e.lat); prev > 0 {
 			speed = prev + (speed-prev)*max(adaptStep, 1-k)
 		}
-		setF64(&e.lat, speed)
-		setF64(&e.rate, speed)
+		if e.lat.Load() != math.Float64bits(speed) {
+			setF64(&e.lat, speed)
+		}
 	}
-	setF64(&e.fail, fail)
-	e.stamp.Store(now)
+	// Stores only what changed: an atomic store costs as much as an add.
+	if e.fail.Load() != math.Float64bits(fail) {
+		setF64(&e.fail, fail)
+	}
+	if stamp != now {
+		e.stamp.Store(now)
+	}
 }
 
 // Estimates returns the balancer's estimate of each server it may pick, in

@@ -59,13 +59,20 @@ type Estimator interface {
 type estimates struct {
 	pool  *Pool
 	table atomic.Pointer[estTable]
-	// extra counts the candidates picks examined beyond two each (less
-	// one for a pick from a pool of one).
-	extra atomic.Int64
-	// now is a coarse clock for picks (Unix nanoseconds): the time read by
-	// the last Done that moved it on by refEvery or more. Picks read it
-	// rather than the clock.
+	// now is a coarse clock (Unix nanoseconds) that picks read rather than
+	// the clock: with the pool's clock (Pool.SetClock) or a time constant
+	// under coarseDecay, the time read by the last Done that moved it on by
+	// refEvery or more; else the time read by the last tick (see ticks),
+	// which Dones read too.
 	now atomic.Int64
+	// fed is, with the ticking clock, the time of now at which a Done last
+	// fed the neutral estimate.
+	fed atomic.Int64
+	// ticks keeps now up to date while Dones learn, when coarse is set.
+	ticks ticker
+	// coarse makes Dones read now rather than the clock while the pool
+	// has no clock of its own: the time constant is coarseDecay or more.
+	coarse bool
 	// ref is the neutral estimate (float64 bits): a time-sampled average of
 	// the servers' estimates, which new servers start from and stale ones
 	// decay toward.
@@ -102,6 +109,10 @@ const refOutlier = 64
 // on and feeds the neutral estimate.
 const refEvery = int64(time.Millisecond)
 
+// coarseDecay is the least time constant for which Dones read the coarse
+// clock, which lags the time by about a tick, rather than the clock.
+const coarseDecay = 100 * tickEvery
+
 // estTable holds the estimates of one pool snapshot: ests[i] is that of
 // st.active[i]. A server keeps its estimates from one snapshot to the next
 // for as long as it stays in the pool.
@@ -117,11 +128,14 @@ type estTable struct {
 // float64 bits in atomics: a Done that races another may lose its update,
 // which an average shrugs off.
 type serverEst struct {
-	lat   atomic.Uint64 // latency estimate (Adaptive: met alone), in nanoseconds
-	rate  atomic.Uint64 // what the neutral estimate averages
+	lat   atomic.Uint64 // latency estimate (Adaptive: met alone), in nanoseconds; what the neutral estimate averages
 	fail  atomic.Uint64 // Adaptive: failure rate, 0 to 1
 	stamp atomic.Int64  // when last updated (Unix nanoseconds); 0 if never
 	picks atomic.Uint64 // picks of the server
+	// extra counts the candidates the picks of the server examined beyond
+	// two each (less one for a pick from a pool of one). It is kept per
+	// server so that cores picking at once do not share one counter.
+	extra atomic.Int64
 	share atomic.Uint64 // Adaptive: the pool's mean weight over the server's
 	// shareOf is the version of the snapshot share was worked out for
 	// (under estimates.shareMu).
@@ -213,15 +227,29 @@ func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 		// A success without a duration teaches nothing, and spares the
 		// clock.
 		if (info.Duration > 0 || isFailure(info)) && info.Err != ErrNotUsed && !clientFault(info.Err) {
-			now := es.clock()
-			es.learn(e, info, m, now)
-			if last := es.now.Load(); now-last >= refEvery || now < last {
-				if es.now.CompareAndSwap(last, now) {
-					es.feedRef(e)
-				}
-			}
+			es.observe(e, info, m)
 		}
 		s.done(info)
+	}
+}
+
+// observe learns from one outcome on e, at the time of the coarse clock
+// when it ticks, else at the time read now.
+func (es *estimates) observe(e *serverEst, info DoneInfo, m float64) {
+	if es.coarse && es.pool.clock.Load() == nil {
+		now := es.ticks.now(es)
+		es.learn(e, info, m, now)
+		if last := es.fed.Load(); now != last && es.fed.CompareAndSwap(last, now) {
+			es.feedRef(e)
+		}
+		return
+	}
+	now := es.clock()
+	es.learn(e, info, m, now)
+	if last := es.now.Load(); now-last >= refEvery || now < last {
+		if es.now.CompareAndSwap(last, now) {
+			es.feedRef(e)
+		}
 	}
 }
 
@@ -232,12 +260,94 @@ func (es *estimates) clock() int64 {
 	if f := es.pool.clock.Load(); f != nil {
 		return (*f)().UnixNano()
 	}
+	return es.monotonic()
+}
+
+// monotonic returns the time at the balancer's making plus the monotonic
+// time elapsed since (Unix nanoseconds).
+func (es *estimates) monotonic() int64 {
 	return es.start.UnixNano() + int64(time.Since(es.start))
+}
+
+// tickEvery is the period of the coarse clock that Dones read (see
+// ticker).
+const tickEvery = time.Millisecond
+
+// idleTicks is how many ticks in a row without a Done the coarse clock
+// keeps ticking before it stops.
+const idleTicks = 8
+
+// ticker keeps estimates.now within about a tick of the time while Dones
+// learn, reading the clock once a tick, so that a Done does not read it
+// (a read of the monotonic clock costs as much as the rest of a Pick and
+// Done). The ticks start at a Done that finds them stopped, which reads
+// the clock itself, and stop after idleTicks ticks without a Done. No
+// goroutine runs between ticks: each is a [time.AfterFunc], so nothing is
+// left running once Dones stop.
+type ticker struct {
+	running atomic.Bool // ticks are scheduled
+	busy    atomic.Bool // a Done has read the time since the last tick
+	mu      sync.Mutex  // orders starts and ticks
+	timer   *time.Timer // under mu; nil until the first start
+	idle    int         // under mu: ticks in a row without a Done
+}
+
+// now returns the time for a Done (Unix nanoseconds) from the coarse
+// clock of es, starting its ticks if they have stopped.
+func (tk *ticker) now(es *estimates) int64 {
+	if !tk.running.Load() {
+		tk.start(es)
+	}
+	if !tk.busy.Load() {
+		tk.busy.Store(true)
+	}
+	return es.now.Load()
+}
+
+// start reads the monotonic clock into es.now and schedules the next tick,
+// unless the ticks are running.
+func (tk *ticker) start(es *estimates) {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if tk.running.Load() {
+		return
+	}
+	es.now.Store(es.monotonic())
+	tk.idle = 0
+	if tk.timer == nil {
+		tk.timer = time.AfterFunc(tickEvery, es.tick)
+	} else {
+		tk.timer.Reset(tickEvery)
+	}
+	tk.running.Store(true)
+}
+
+// tick reads the monotonic clock into es.now and schedules the next tick,
+// unless no Done has come for idleTicks ticks or the pool has a clock of
+// its own.
+func (es *estimates) tick() {
+	tk := &es.ticks
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if es.pool.clock.Load() != nil {
+		// The pool has a clock of its own now, which Dones read: the
+		// ticks stop, and never call it from their goroutine.
+		tk.running.Store(false)
+		return
+	}
+	es.now.Store(es.monotonic())
+	if tk.busy.Swap(false) {
+		tk.idle = 0
+	} else if tk.idle++; tk.idle >= idleTicks {
+		tk.running.Store(false)
+		return
+	}
+	tk.timer.Reset(tickEvery)
 }
 
 // feedRef moves the neutral estimate toward e's.
 func (es *estimates) feedRef(e *serverEst) {
-	x := f64(&e.rate)
+	x := f64(&e.lat)
 	if !(x > 0) {
 		return
 	}
@@ -255,13 +365,20 @@ func (es *estimates) feedRef(e *serverEst) {
 func isFailure(info DoneInfo) bool { return info.Err != nil || info.StatusCode >= 500 }
 
 // keep returns the weight, e^(-age/tau), that an estimate age old keeps
-// against a new observation, or against the neutral value when read. Short
-// ages, the common case, take a polynomial rather than math.Exp.
-func keep(age, tau int64) float64 {
+// against a new observation, or against the neutral value when read;
+// invTau is 1/tau. Short ages, the common case, take a polynomial rather
+// than math.Exp.
+func keep(age int64, invTau float64) float64 {
 	if age <= 0 {
+		// Inlined: within a tick of the coarse clock, the common case.
 		return 1
 	}
-	x := float64(age) / float64(tau)
+	return keepAged(age, invTau)
+}
+
+// keepAged is keep for an age above 0.
+func keepAged(age int64, invTau float64) float64 {
+	x := float64(age) * invTau
 	if x < 0.125 {
 		return 1 - x + x*x/2 - x*x*x/6
 	}
@@ -302,19 +419,23 @@ type costFunc func(e *serverEst, w int64, now int64) (cost float64, slow bool)
 // random servers, the cheaper by cost wins, with the redraws and the
 // fallback scan of [P2C] when a drawn server is unavailable. While the
 // better one is slow, up to maxExtra more random servers are examined, each
-// counted in extra.
+// counted in the chosen server's extra.
 func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (PickResult, error) {
 	t := es.current()
 	active := t.st.active
 	n := len(active)
-	sp := slowPath{pool: es.pool, active: active}
+	// sp is filled only when a server has a flag set: building it on
+	// every pick costs more than the rest of the draw.
+	var sp slowPath
 	switch n {
 	case 0:
 		return PickResult{}, ErrNoServer
 	case 1:
+		sp = slowPath{pool: es.pool, st: t.st, active: active}
 		if _, ok := effectiveWeight(&sp, active[0]); ok {
-			es.extra.Add(-1)
-			return es.take(t.ests[0]), nil
+			if res, ok := es.take(t, 0, -1); ok {
+				return res, nil
+			}
 		}
 		return PickResult{}, ErrNoServer
 	}
@@ -322,8 +443,7 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 	if n <= smallPool && maxExtra > 0 {
 		// As cheap as two draws: examine every server, from a random
 		// one so that ties go to any.
-		es.extra.Add(int64(n - 2))
-		return cheapest(es, t, &sp, now, cost, uint64(randN(n)))
+		return cheapest(es, t, now, cost, uint64(randN(n)))
 	}
 	for range redraws {
 		i, j := drawPair(randN, n)
@@ -334,6 +454,9 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 			wa, wb = int64(a.weight.Load())<<rampBits, int64(b.weight.Load())<<rampBits
 			aok, bok = wa > 0, wb > 0 // 0: set so since the snapshot
 		} else {
+			if sp.pool == nil {
+				sp = slowPath{pool: es.pool, st: t.st, active: active}
+			}
 			wa, aok = effectiveWeight(&sp, a)
 			wb, bok = effectiveWeight(&sp, b)
 		}
@@ -355,8 +478,8 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 		default:
 			continue
 		}
+		k := 0
 		if slow && bothSlow && maxExtra > 0 && n > 2 {
-			k := 0
 			for k < maxExtra {
 				c := randN(n)
 				if c == i || c == j {
@@ -368,6 +491,9 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 					continue // set to 0 since the snapshot was taken
 				}
 				if active[c].flags.Load() != 0 {
+					if sp.pool == nil {
+						sp = slowPath{pool: es.pool, st: t.st, active: active}
+					}
 					var ok bool
 					if w, ok = effectiveWeight(&sp, active[c]); !ok {
 						continue
@@ -381,63 +507,77 @@ func pickPair(es *estimates, randN func(int) int, cost costFunc, maxExtra int) (
 					break
 				}
 			}
-			es.extra.Add(int64(k))
 		}
-		return es.take(t.ests[best]), nil
+		if res, ok := es.take(t, best, int64(k)); ok {
+			return res, nil
+		}
 	}
-	es.extra.Add(int64(n - 2))
-	return cheapest(es, t, &sp, now, cost, 0)
+	return cheapest(es, t, now, cost, 0)
 }
 
-// cheapest returns the usable server of t with the lowest cost: the last
-// resort of a pick whose draws found none.
-func cheapest(es *estimates, t *estTable, sp *slowPath, now int64, cost costFunc, start uint64) (PickResult, error) {
-	best, bestCost := -1, 0.0
-	n := uint64(len(t.st.active))
-	for k := range n {
-		i := int((start + k) % n)
-		s := t.st.active[i]
-		w, ok := effectiveWeight(sp, s)
-		if !ok {
-			continue
+// cheapest returns the usable server of t with the lowest cost, examining
+// them all from the start-th: the pick of a small pool, and the last
+// resort of a pick whose draws found none. If a drain or a change of the
+// pool takes its choice away before it is counted, it chooses again from
+// the pool as it is then, up to acquireTries times in all.
+func cheapest(es *estimates, t *estTable, now int64, cost costFunc, start uint64) (PickResult, error) {
+	for range acquireTries {
+		sp := slowPath{pool: es.pool, st: t.st, active: t.st.active}
+		best, bestCost := -1, 0.0
+		n := uint64(len(t.st.active))
+		for k := range n {
+			i := int((start + k) % n)
+			s := t.st.active[i]
+			w, ok := effectiveWeight(&sp, s)
+			if !ok {
+				continue
+			}
+			if c, _ := cost(t.ests[i], w, now); best < 0 || c < bestCost {
+				best, bestCost = i, c
+			}
 		}
-		if c, _ := cost(t.ests[i], w, now); best < 0 || c < bestCost {
-			best, bestCost = i, c
+		if best < 0 {
+			return PickResult{}, ErrNoServer
 		}
+		if res, ok := es.take(t, best, int64(n)-2); ok {
+			return res, nil
+		}
+		t = es.current()
 	}
-	if best < 0 {
-		return PickResult{}, ErrNoServer
-	}
-	return es.take(t.ests[best]), nil
+	return PickResult{}, ErrNoServer
 }
 
-// take counts a request in flight on e's server and returns the pick.
-func (es *estimates) take(e *serverEst) PickResult {
+// take counts a request in flight on the i-th server of t and returns the
+// pick, whose Done teaches its estimates; extra is the number of
+// candidates the pick examined beyond two. It reports false, counting
+// nothing, if a Drain of the server has begun or the server has left the
+// pool since t's snapshot.
+func (es *estimates) take(t *estTable, i int, extra int64) (PickResult, bool) {
+	e := t.ests[i]
+	s := e.s
+	done := e.done
 	if es.met {
-		m := e.s.InFlight() + 1
-		res := e.acquire()
-		res.Done = e.doneAt[bucketOf(m)]
-		return res
+		done = e.doneAt[bucketOf(s.InFlight()+1)]
 	}
-	return e.acquire()
-}
-
-// acquire counts a request in flight on e's server and returns the pick,
-// whose Done teaches e.
-func (e *serverEst) acquire() PickResult {
+	if !es.pool.counted(t.st, s) && !es.pool.recheck(s) {
+		return PickResult{}, false
+	}
 	e.picks.Add(1)
-	res := e.s.Acquire()
-	res.Done = e.done
-	return res
+	if extra != 0 {
+		e.extra.Add(extra)
+	}
+	return PickResult{Server: s, Done: done}, true
 }
 
 // candidateStats returns the picks made from the servers of the pool now,
 // and the candidates they examined.
 func (es *estimates) candidateStats() (picks, candidates uint64) {
+	var extra int64
 	for _, e := range es.current().ests {
 		picks += e.picks.Load()
+		extra += e.extra.Load()
 	}
-	return picks, uint64(max(0, 2*int64(picks)+es.extra.Load()))
+	return picks, uint64(max(0, 2*int64(picks)+extra))
 }
 
 // CandidateStats returns the number of picks made since the balancer was
@@ -464,15 +604,19 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
 // Err or a StatusCode of 500 or more on failure. A success without a
-// Duration teaches nothing. Time is read in Done only, from the pool's
-// clock if it has one ([Pool.SetClock], for tests and simulations), else
-// from the monotonic clock; a pick reads no clock, takes no lock and
-// allocates nothing. PeakEWMA is safe for concurrent use.
+// Duration teaches nothing. Time is read in Done only: from the pool's
+// clock at every Done if it has one ([Pool.SetClock], for tests and
+// simulations); else, with a time constant of 100 ms or more, from a coarse
+// clock that a timer reads from the monotonic clock once a millisecond
+// while Dones come, and stops reading 8 ms after the last (no goroutine
+// is left running); else from the monotonic clock at every Done. A pick
+// reads no clock, takes no lock and allocates nothing. PeakEWMA is safe for
+// concurrent use.
 type PeakEWMA struct {
 	es     estimates
 	randN  func(int) int
 	costFn costFunc // p.cost, bound once
-	tau    int64
+	invTau float64  // 1 / the time constant in nanoseconds
 }
 
 // peakPenalty is the least latency a failure is observed as.
@@ -488,7 +632,7 @@ func NewPeakEWMA(pool *Pool, opts ...Option) (*PeakEWMA, error) {
 	if c.decay == 0 {
 		c.decay = 10 * time.Second
 	}
-	p := &PeakEWMA{es: estimates{pool: pool, start: time.Now()}, randN: c.randN, tau: int64(c.decay)}
+	p := &PeakEWMA{es: estimates{pool: pool, start: time.Now(), coarse: c.decay >= coarseDecay}, randN: c.randN, invTau: 1 / float64(c.decay)}
 	p.es.learn, p.costFn = p.learn, p.cost
 	return p, nil
 }
@@ -510,7 +654,7 @@ func (p *PeakEWMA) latency(e *serverEst, now int64) float64 {
 		return ref
 	}
 	lat, stale := f64(&e.lat), ref*staleTarget
-	return stale + (lat-stale)*keep(now-stamp, p.tau)
+	return stale + (lat-stale)*keep(now-stamp, p.invTau)
 }
 
 // cost is e's latency times (in flight + 1), over the weight w.
@@ -529,12 +673,15 @@ func (p *PeakEWMA) learn(e *serverEst, info DoneInfo, _ float64, now int64) {
 	}
 	if stamp := e.stamp.Load(); stamp != 0 {
 		if prev := f64(&e.lat); x < prev {
-			x += (prev - x) * keep(now-stamp, p.tau)
+			x += (prev - x) * keep(now-stamp, p.invTau)
 		}
 	}
-	setF64(&e.lat, x)
-	setF64(&e.rate, x) // what the neutral estimate averages
-	e.stamp.Store(now)
+	if e.lat.Load() != math.Float64bits(x) {
+		setF64(&e.lat, x)
+	}
+	if e.stamp.Load() != now {
+		e.stamp.Store(now)
+	}
 }
 
 // Estimates returns the balancer's latency estimate of each server it may

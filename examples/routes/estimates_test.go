@@ -11,14 +11,14 @@ import (
 )
 
 func TestRoutesLatencyAwareShowEstimates(t *testing.T) {
-	base, stop := start(t)
+	base, admin, stop := startAdmin(t)
 	for _, route := range []string{"/peak-ewma/", "/adaptive/"} {
 		for range 30 {
 			code, _ := get(t, base+route+"hello")
 			require.Equal(t, http.StatusOK, code)
 		}
 	}
-	code, body := get(t, base+"/status")
+	code, body := get(t, admin+"/status")
 	require.Equal(t, http.StatusOK, code)
 	var status lb.PoolStatus
 	require.NoError(t, json.Unmarshal([]byte(body), &status))
@@ -38,7 +38,7 @@ func TestRoutesLatencyAwareShowEstimates(t *testing.T) {
 		}
 	}
 
-	req, err := http.NewRequest("GET", base+"/status", nil)
+	req, err := http.NewRequest("GET", admin+"/status", nil)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "text/html")
 	resp, err := http.DefaultClient.Do(req)

@@ -1,11 +1,13 @@
 // Command routes mounts one balancer per route over a single pool of
-// servers, with active health checks and a status page:
+// servers, with active health checks, and serves a status page and
+// Prometheus metrics on a separate operator listener:
 //
 //	go run ./examples/routes
 //	curl 127.0.0.1:8080/round-robin/
 //	curl -H 'X-User: alice' 127.0.0.1:8080/hash/      # alice always lands on the same backend
 //	curl -c jar -b jar 127.0.0.1:8080/sticky/         # pinned by a cookie
-//	curl 127.0.0.1:8080/status
+//	curl 127.0.0.1:9090/status                        # operator listener (-admin-addr)
+//	curl 127.0.0.1:9090/metrics
 //
 // With no flags it starts three demo backends in process on 127.0.0.1
 // (gamma answers 50 ms slower than the others, so least-connections and
@@ -97,7 +99,8 @@ func (b backendFlag) servers() ([]*lb.Server, error) {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("routes", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to serve the routes on")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "address of the operator listener, which serves /status and /metrics; keep it off the public network")
 	checkPath := fs.String("check-path", "/", "path of the health checks")
 	var backends backendFlag
 	fs.Var(&backends, "backend", "a server to balance, as URL or URL=weight (repeatable; default: three demo backends); a URL with = in its path or query needs the =weight")
@@ -116,6 +119,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usage(fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if *adminAddr == "" {
+		return usage(errors.New("invalid value for flag -admin-addr: empty (the operator listener is required)"))
 	}
 	servers, err := backends.servers()
 	if err != nil {
@@ -141,7 +147,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mux, err := routes(pool, logger)
+	mux, estimators, err := routes(pool, logger)
 	if err != nil {
 		return err
 	}
@@ -150,34 +156,41 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+	adminLn, err := net.Listen("tcp", *adminAddr)
+	if err != nil {
+		ln.Close()
+		return err
 	}
-	base := "http://" + ln.Addr().String()
+	srv := newHTTPServer(mux)
+	adminSrv := newHTTPServer(adminRoutes(pool, estimators))
+	base, adminBase := "http://"+ln.Addr().String(), "http://"+adminLn.Addr().String()
 	fmt.Fprintf(stdout, "serving %d servers on %s\n", pool.Len(), base)
+	fmt.Fprintf(stdout, "operator listener on %s: %s/status %s/metrics\n", adminBase, adminBase, adminBase)
 	for _, r := range routeNames {
 		fmt.Fprintf(stdout, "  %s/%s/\n", base, r)
 	}
-	fmt.Fprintf(stdout, "  %s/status\ntry: curl %s/round-robin/\n", base, base)
+	fmt.Fprintf(stdout, "try: curl %s/round-robin/\n", base)
 
 	checkCtx, stopChecks := context.WithCancel(context.Background())
 	checked := make(chan error, 1)
 	go func() { checked <- checker.Run(checkCtx) }()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- adminSrv.Serve(adminLn) }()
 
 	select {
 	case err = <-served: // failed to serve
 	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = srv.Shutdown(shutdownCtx) // in-flight requests finish
-		cancel()
+	}
+	// Shut both down; in-flight requests finish.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	serr := errors.Join(srv.Shutdown(shutdownCtx), adminSrv.Shutdown(shutdownCtx))
+	cancel()
+	if err == nil {
+		err = serr
 		<-served
 	}
+	<-served
 	stopChecks()
 	if cerr := <-checked; err == nil {
 		err = cerr
@@ -202,9 +215,34 @@ func userKey() lb.KeyFunc {
 	}
 }
 
-// routes mounts one proxy per algorithm, all over the same pool, and the
-// status page.
-func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
+// newHTTPServer returns a server for h with timeouts for every phase of a
+// request.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+// adminRoutes serves the operator's handlers: the status page of pool,
+// with the estimates of the latency-aware balancers, and its metrics in
+// the Prometheus text format.
+func adminRoutes(pool *lb.Pool, estimators []lb.StatusEstimator) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /status", lb.StatusHandler(pool, estimators...))
+	mux.Handle("GET /metrics", lb.MetricsHandler(pool))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "lb demo, operator listener:\n  /status\n  /metrics")
+	})
+	return mux
+}
+
+// routes mounts one proxy per algorithm, all over the same pool, and
+// returns the latency-aware balancers for the status page.
+func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, []lb.StatusEstimator, error) {
 	balancers := map[string]func(*lb.Pool, ...lb.Option) (lb.Balancer, error){
 		"round-robin":       adapt(lb.NewRoundRobin),
 		"least-connections": adapt(lb.NewLeastConn),
@@ -223,7 +261,7 @@ func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
 	for _, name := range routeNames {
 		b, err := balancers[name](pool)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if e, ok := b.(lb.Estimator); ok {
 			estimators = append(estimators, lb.StatusEstimator{Name: "/" + name + "/", Estimator: e})
@@ -234,19 +272,17 @@ func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, error) {
 		}
 		proxy, err := lb.NewProxy(b, opts...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mux.Handle("/"+name+"/", http.StripPrefix("/"+name, proxy))
 	}
-	mux.Handle("GET /status", lb.StatusHandler(pool, estimators...))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "lb demo: one pool, one balancer per route")
 		for _, name := range routeNames {
 			fmt.Fprintf(w, "  /%s/\n", name)
 		}
-		fmt.Fprintln(w, "  /status")
 	})
-	return mux, nil
+	return mux, estimators, nil
 }
 
 func adapt[B lb.Balancer](f func(*lb.Pool, ...lb.Option) (B, error)) func(*lb.Pool, ...lb.Option) (lb.Balancer, error) {

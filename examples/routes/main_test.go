@@ -20,20 +20,32 @@ import (
 // URL and a func that stops it and returns what run returned.
 func start(t *testing.T, args ...string) (string, func() error) {
 	t.Helper()
+	base, _, stop := startAdmin(t, args...)
+	return base, stop
+}
+
+// startAdmin is start that also returns the base URL of the operator
+// listener, also on a random loopback port.
+func startAdmin(t *testing.T, args ...string) (base, admin string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), pw)
+		err := run(ctx, append([]string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}, args...), pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()
 	rd := bufio.NewReader(pr)
 	line, err := rd.ReadString('\n')
 	require.NoError(t, err)
-	base := line[strings.Index(line, "http://") : len(line)-1]
+	base = line[strings.Index(line, "http://") : len(line)-1]
+	line, err = rd.ReadString('\n')
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(line, "operator listener on http://"), line)
+	admin = strings.TrimSuffix(strings.Fields(line)[3], ":")
 	go func() { _, _ = io.Copy(io.Discard, rd) }() // the rest of the output
-	return base, func() error {
+	return base, admin, func() error {
 		cancel()
 		return <-done
 	}
@@ -50,7 +62,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestRoutes(t *testing.T) {
-	base, stop := start(t)
+	base, admin, stop := startAdmin(t)
 	for _, route := range routeNames {
 		code, body := get(t, base+"/"+route+"/hello")
 		assert.Equal(t, http.StatusOK, code, route)
@@ -93,7 +105,7 @@ func TestRoutes(t *testing.T) {
 	}
 	assert.Len(t, pinned, 1)
 
-	code, body := get(t, base+"/status")
+	code, body := get(t, admin+"/status")
 	assert.Equal(t, http.StatusOK, code)
 	var status lb.PoolStatus
 	require.NoError(t, json.Unmarshal([]byte(body), &status))
@@ -110,6 +122,23 @@ func TestRoutes(t *testing.T) {
 	assert.Contains(t, body, "/least-connections/")
 	code, _ = get(t, base+"/nope")
 	assert.Equal(t, http.StatusNotFound, code)
+
+	// The operator's handlers are on the operator listener only.
+	for _, path := range []string{"/status", "/metrics"} {
+		code, _ = get(t, base+path)
+		assert.Equal(t, http.StatusNotFound, code, "public "+path)
+	}
+	assert.NotContains(t, body, "/status")
+	code, body = get(t, admin+"/metrics")
+	assert.Equal(t, http.StatusOK, code)
+	for _, name := range []string{"alpha", "beta", "gamma"} {
+		assert.Contains(t, body, "\nlb_in_flight_requests{server=\""+name+"\"} 0\n")
+		assert.Contains(t, body, "\nlb_server_state{server=\""+name+"\",state=\"up\"} 1\n")
+	}
+	assert.Regexp(t, `\nlb_requests_total\{server="alpha"\} [1-9]`, body)
+	code, body = get(t, admin+"/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "/metrics")
 
 	require.NoError(t, stop(), "a clean shutdown")
 }
@@ -140,4 +169,9 @@ func TestRoutesBadFlags(t *testing.T) {
 	err := run(context.Background(), []string{"-addr", "256.0.0.1:99999"}, io.Discard)
 	assert.Error(t, err)
 	assert.False(t, errors.Is(err, errUsage))
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-admin-addr", "256.0.0.1:99999"}, io.Discard)
+	assert.Error(t, err)
+	assert.False(t, errors.Is(err, errUsage))
+	err = run(context.Background(), []string{"-admin-addr", ""}, io.Discard)
+	assert.True(t, errors.Is(err, errUsage), "%v", err)
 }

@@ -21,7 +21,7 @@ func TestRoutesStatusHidesBackendCredentials(t *testing.T) {
 	}))
 	defer backend.Close()
 	withCreds := strings.Replace(backend.URL, "://", "://opsuser:hunter2@", 1)
-	base, stop := start(t, "-backend", withCreds)
+	base, admin, stop := startAdmin(t, "-backend", withCreds)
 	defer func() { assert.NoError(t, stop()) }()
 
 	// The proxy sends the URL's credentials, as the health checks do.
@@ -30,7 +30,7 @@ func TestRoutesStatusHidesBackendCredentials(t *testing.T) {
 	assert.Equal(t, "backend with a password\n", body)
 
 	for _, accept := range []string{"application/json", "text/html"} {
-		req, err := http.NewRequest("GET", base+"/status", nil)
+		req, err := http.NewRequest("GET", admin+"/status", nil)
 		require.NoError(t, err)
 		req.Header.Set("Accept", accept)
 		resp, err := http.DefaultClient.Do(req)
@@ -43,4 +43,9 @@ func TestRoutesStatusHidesBackendCredentials(t *testing.T) {
 		assert.NotContains(t, string(b), "hunter2", accept)
 		assert.NotContains(t, string(b), "opsuser", accept)
 	}
+	code, body = get(t, admin+"/metrics")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `{server="`+backend.URL+`"}`)
+	assert.NotContains(t, body, "hunter2")
+	assert.NotContains(t, body, "opsuser")
 }
