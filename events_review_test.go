@@ -1,0 +1,38 @@
+package lb
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// An observer that holds up the goroutine that ejected a server does not
+// hold up the server's readmission: the cool-down runs from the ejection,
+// as EjectedUntil says.
+func TestEjectionCooldownNotHeldByObserver(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p, servers := newTestPool(t, 1)
+		s := servers[0]
+		release := make(chan struct{})
+		p.Observe(func(e Event) {
+			if e.Kind == EventEjected {
+				<-release
+			}
+		})
+		health := passiveHealth{failures: 1, cooldown: time.Second, failStatus: map[int]bool{503: true},
+			maxEjection: 100, logger: discardLogger()}
+		go health.observe(s, DoneInfo{StatusCode: 503})
+		synctest.Wait()
+		require.True(t, s.Ejected())
+		until := s.Stats().EjectedUntil
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		assert.False(t, s.Ejected(), "still ejected %v after the end of its cool-down", time.Since(until))
+		close(release)
+		synctest.Wait()
+	})
+}
