@@ -36,3 +36,15 @@ func TestEjectionCooldownNotHeldByObserver(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// A Server not made by a constructor is refused by a pool, with an error,
+// rather than breaking it.
+func TestPoolRefusesZeroServer(t *testing.T) {
+	t.Parallel()
+	_, err := NewPool(&Server{})
+	require.ErrorContains(t, err, "lb: server 0 was not made by NewServer or NewHandlerServer")
+	p, servers := newTestPool(t, 1)
+	require.Error(t, p.Add(&Server{}))
+	require.Error(t, p.Update(servers[0], &Server{}))
+	assert.Equal(t, servers, p.Servers())
+}

@@ -23,7 +23,9 @@ const MaxWeight = 1_000_000
 //
 // A Server may belong to several pools and be shared by any number of
 // balancers; its in-flight count is then the sum over all of them. It is
-// safe for concurrent use and must not be copied after first use.
+// safe for concurrent use and must not be copied after first use. The zero
+// Server is not usable: make one with [NewServer] or [NewHandlerServer]
+// (a pool refuses any other).
 type Server struct {
 	// The fields every pick and every Done touch share the first cache
 	// line; the padding keeps other servers' hot fields off it.
