@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -47,4 +48,18 @@ func TestPoolRefusesZeroServer(t *testing.T) {
 	require.Error(t, p.Add(&Server{}))
 	require.Error(t, p.Update(servers[0], &Server{}))
 	assert.Equal(t, servers, p.Servers())
+}
+
+// The sum of a server's latencies does not wrap negative: past the largest
+// Duration it stays there.
+func TestLatencySumSaturates(t *testing.T) {
+	t.Parallel()
+	s := newTestServers(t, 1)[0]
+	for range 3 {
+		s.Acquire().Done(DoneInfo{Duration: math.MaxInt64 / 2})
+	}
+	h := s.Latency()
+	assert.Equal(t, uint64(3), h.Count)
+	assert.Equal(t, time.Duration(math.MaxInt64), h.Sum)
+	assert.NotZero(t, s.Stats().P50)
 }

@@ -76,7 +76,8 @@ type Bucket struct {
 type Histogram struct {
 	// Count is the number of observations: the sum of the buckets' counts.
 	Count uint64 `json:"count"`
-	// Sum is the total of the observed durations.
+	// Sum is the total of the observed durations, or the largest Duration
+	// if the total is larger.
 	Sum time.Duration `json:"sum_ns"`
 	// Buckets holds every bucket, in increasing order of UpperBound.
 	Buckets []Bucket `json:"buckets"`
@@ -93,7 +94,8 @@ func (s *Server) Latency() Histogram {
 
 // latencyInto is Latency with its buckets in buf, of length histBuckets.
 func (s *Server) latencyInto(buf []Bucket) Histogram {
-	h := Histogram{Buckets: buf, Sum: time.Duration(s.latencySum.Load())}
+	// A sum past the largest Duration stays there.
+	h := Histogram{Buckets: buf, Sum: time.Duration(min(s.latencySum.Load(), math.MaxInt64))}
 	for i := range h.Buckets {
 		c := s.hist.buckets[i].Load()
 		h.Buckets[i] = Bucket{UpperBound: histBound(i), Count: c}

@@ -40,8 +40,10 @@ type Server struct {
 	weight   int
 	failures atomic.Uint64
 	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
-	// latencySum is the total of the durations in hist, in nanoseconds.
-	latencySum atomic.Int64
+	// latencySum is the total of the durations in hist, in nanoseconds,
+	// modulo 2^64: unsigned, so that it reaches the largest Duration (292
+	// years) long before it wraps.
+	latencySum atomic.Uint64
 	_          [cacheLine - 48]byte
 
 	name     string
@@ -494,7 +496,7 @@ func (s *Server) release(info DoneInfo) {
 	}
 	if d := int64(info.Duration); d > 0 {
 		s.latency.Store(d)
-		s.latencySum.Add(d)
+		s.latencySum.Add(uint64(d))
 		s.hist.observe(d)
 	}
 }
