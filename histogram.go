@@ -55,7 +55,8 @@ func (h *histogram) observe(d int64) { h.buckets[histIndex(d)].Add(1) }
 
 // Bucket is one bucket of a [Histogram]: Count observations above the
 // previous bucket's UpperBound (0 for the first bucket) and at most
-// UpperBound.
+// UpperBound. It is a plain value; the zero Bucket is an empty bucket
+// with a bound of 0.
 type Bucket struct {
 	UpperBound time.Duration `json:"le_ns"`
 	Count      uint64        `json:"count"`
@@ -76,7 +77,8 @@ type Bucket struct {
 type Histogram struct {
 	// Count is the number of observations: the sum of the buckets' counts.
 	Count uint64 `json:"count"`
-	// Sum is the total of the observed durations.
+	// Sum is the total of the observed durations, or the largest Duration
+	// if the total is larger.
 	Sum time.Duration `json:"sum_ns"`
 	// Buckets holds every bucket, in increasing order of UpperBound.
 	Buckets []Bucket `json:"buckets"`
@@ -93,7 +95,8 @@ func (s *Server) Latency() Histogram {
 
 // latencyInto is Latency with its buckets in buf, of length histBuckets.
 func (s *Server) latencyInto(buf []Bucket) Histogram {
-	h := Histogram{Buckets: buf, Sum: time.Duration(s.latencySum.Load())}
+	// A sum past the largest Duration stays there.
+	h := Histogram{Buckets: buf, Sum: time.Duration(min(s.latencySum.Load(), math.MaxInt64))}
 	for i := range h.Buckets {
 		c := s.hist.buckets[i].Load()
 		h.Buckets[i] = Bucket{UpperBound: histBound(i), Count: c}
@@ -143,7 +146,8 @@ func (h Histogram) Quantile(q float64) time.Duration {
 
 // ErrorCounts counts a server's requests that ended badly, by class of
 // outcome. Each request is counted in one class at most: by its DoneInfo.Err
-// if it had one, else by its StatusCode.
+// if it had one, else by its StatusCode. It is a plain value, a snapshot;
+// the zero ErrorCounts counts no error.
 type ErrorCounts struct {
 	// Transport counts the requests that ended with an error that is
 	// neither a timeout nor the client's doing: the server could not be

@@ -100,8 +100,9 @@ func newPoolState(version uint64, servers []*Server) *poolState {
 	return st
 }
 
-// NewPool returns a pool holding servers. A nil server, a server given twice
-// or two servers with the same name are an error.
+// NewPool returns a pool holding servers. A nil server, one not made by
+// [NewServer] or [NewHandlerServer], a server given twice or two servers
+// with the same name are an error.
 func NewPool(servers ...*Server) (*Pool, error) {
 	p := new(Pool)
 	if err := p.Add(servers...); err != nil {
@@ -128,8 +129,9 @@ func (p *Pool) store(old, next *poolState) {
 }
 
 // Add adds servers to the pool. Either all of them are added or, on error,
-// none: a nil server, or one whose name is already in the pool (or given
-// twice), is an error wrapping [ErrDuplicateServer]. Each server added is
+// none: a nil server or one not made by [NewServer] or [NewHandlerServer]
+// is an error, and one whose name is already in the pool (or given twice)
+// is an error wrapping [ErrDuplicateServer]. Each server added is
 // reported to the pool's observers as [EventAdded].
 func (p *Pool) Add(servers ...*Server) error {
 	if len(servers) == 0 {
@@ -150,13 +152,16 @@ func (p *Pool) Add(servers ...*Server) error {
 	return nil
 }
 
-// checkNew returns an error if any of servers is nil, shares a name with
-// another of them, or is named in have.
+// checkNew returns an error if any of servers is nil or was not made by a
+// constructor, shares a name with another of them, or is named in have.
 func checkNew(have map[string]*Server, servers []*Server) error {
 	seen := make(map[string]bool, len(servers))
 	for i, s := range servers {
 		if s == nil {
 			return fmt.Errorf("lb: server %d is nil", i)
+		}
+		if s.ev == nil {
+			return fmt.Errorf("lb: server %d was not made by NewServer or NewHandlerServer", i)
 		}
 		if have[s.name] != nil || seen[s.name] {
 			return fmt.Errorf("%w: %q", ErrDuplicateServer, s.name)

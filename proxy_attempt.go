@@ -9,7 +9,8 @@ import (
 // Attempt describes one attempt of a request that a [Proxy] sent to a
 // server: the first, or a retry on another server. An observer set with
 // [WithAttemptObserver] gets one for each attempt, once its Done has been
-// called.
+// called. It is a plain value, which the observer may keep (its Request
+// only to read); the zero Attempt describes no attempt.
 type Attempt struct {
 	// Server is the server the attempt went to.
 	Server *Server

@@ -48,12 +48,13 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 	if n < uint32(p.failures) || !p.eject(s, int(n), info) {
 		return
 	}
-	s.flush() // the ejection's event, outside ejectMu
 	p.logger.LogAttrs(context.Background(), slog.LevelWarn, "lb: server ejected",
 		slog.String("server", s.Name()), slog.Int("failures", p.failures),
 		slog.Duration("cooldown", p.cooldown))
 	// The timer belongs to the server's ejection, not to the proxy: it
-	// runs out even if the proxy is discarded meanwhile.
+	// runs out even if the proxy is discarded meanwhile. It is armed
+	// before the ejection is reported, so that an observer that takes its
+	// time does not make the cool-down longer.
 	time.AfterFunc(p.cooldown, func() {
 		s.fails.Store(0)
 		if s.readmit() {
@@ -61,6 +62,7 @@ func (p passiveHealth) observe(s *Server, info DoneInfo) {
 				slog.String("server", s.Name()))
 		}
 	})
+	s.flush() // the ejection's event, outside ejectMu
 }
 
 // ejectMu serializes ejections, so that two servers failing at once cannot

@@ -25,7 +25,9 @@ const MaxWeight = 1_000_000
 //
 // A Server may belong to several pools and be shared by any number of
 // balancers; its in-flight count is then the sum over all of them. It is
-// safe for concurrent use and must not be copied after first use.
+// safe for concurrent use and must not be copied after first use. The zero
+// Server is not usable: make one with [NewServer] or [NewHandlerServer]
+// (a pool refuses any other).
 type Server struct {
 	// The fields every pick and every Done touch share the first cache
 	// line; the padding keeps other servers' hot fields off it.
@@ -40,8 +42,10 @@ type Server struct {
 	weight   atomic.Int32  // 0..MaxWeight; see SetWeight
 	failures atomic.Uint64
 	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
-	// latencySum is the total of the durations in hist, in nanoseconds.
-	latencySum atomic.Int64
+	// latencySum is the total of the durations in hist, in nanoseconds,
+	// modulo 2^64: unsigned, so that it reaches the largest Duration (292
+	// years) long before it wraps.
+	latencySum atomic.Uint64
 	_          [cacheLine - 48]byte
 
 	name     string
@@ -574,7 +578,7 @@ func (s *Server) release(info DoneInfo) {
 	}
 	if d := int64(info.Duration); d > 0 {
 		s.latency.Store(d)
-		s.latencySum.Add(d)
+		s.latencySum.Add(uint64(d))
 		s.hist.observe(d)
 	}
 }

@@ -140,7 +140,7 @@ func wantsHTML(r *http.Request) bool {
 type statusView struct {
 	PoolStatus
 	Rows      []statusRow
-	ErrorRate string   // all classes but the client's, of all requests
+	ErrorRate string   // failures (transport, timeout, 5xx), of all requests
 	Rates     []string // by class, as "5xx 1.2%"
 }
 
