@@ -249,10 +249,13 @@ func (es *estimates) observe(e *serverEst, info DoneInfo, m float64) {
 	es.learn(e, info, m, now)
 	if last := es.now.Load(); now-last >= refEvery || now < last {
 		if es.now.CompareAndSwap(last, now) {
+			if coarse {
+				es.ticks.burst.Store(0)
+			}
 			es.feedRef(e)
 		}
-	} else if coarse {
-		// A second Done within a tick of the last that moved the
+	} else if coarse && es.ticks.burst.Add(1) >= tickBurst {
+		// tickBurst Dones within a tick of the last that moved the
 		// clock on: Dones come often enough for the ticks to pay.
 		es.ticks.start(es)
 	}
@@ -278,6 +281,11 @@ func (es *estimates) monotonic() int64 {
 // ticker).
 const tickEvery = time.Millisecond
 
+// tickBurst is how many Dones, beyond the one that moved estimates.now on,
+// must come within a tick to start the ticks: a tick costs about as much
+// as that many reads of the clock.
+const tickBurst = 16
+
 // idleTicks is how many ticks in a row without a Done the coarse clock
 // keeps ticking before it stops.
 const idleTicks = 8
@@ -286,18 +294,19 @@ const idleTicks = 8
 // learn, reading the clock once a tick, so that a Done does not read it
 // (a read of the monotonic clock costs as much as the rest of a Pick and
 // Done). While the ticks are stopped, each Done reads the clock itself;
-// the ticks start at a Done that comes within a tick of the last one that
-// moved estimates.now on (a tick costs far more than a read of the clock,
-// so they would not pay for Dones that come less often, and every
+// the ticks start once tickBurst Dones have come within a tick of the last
+// one that moved estimates.now on (a tick costs about as much as that many
+// reads of the clock, so they would not pay for sparser Dones, and every
 // balancer has ticks of its own), and stop after idleTicks ticks without
 // a Done. No goroutine runs between ticks: each is a [time.AfterFunc], so
 // nothing is left running once Dones stop.
 type ticker struct {
-	running atomic.Bool // ticks are scheduled
-	busy    atomic.Bool // a Done has read the time since the last tick
-	mu      sync.Mutex  // orders starts and ticks
-	timer   *time.Timer // under mu; nil until the first start
-	idle    int         // under mu: ticks in a row without a Done
+	running atomic.Bool  // ticks are scheduled
+	burst   atomic.Int32 // while they are not: Dones since now last moved on
+	busy    atomic.Bool  // a Done has read the time since the last tick
+	mu      sync.Mutex   // orders starts and ticks
+	timer   *time.Timer  // under mu; nil until the first start
+	idle    int          // under mu: ticks in a row without a Done
 }
 
 // now returns the time for a Done (Unix nanoseconds) from the coarse
@@ -319,6 +328,7 @@ func (tk *ticker) start(es *estimates) {
 	}
 	es.now.Store(es.monotonic())
 	tk.idle = 0
+	tk.burst.Store(0)
 	if tk.timer == nil {
 		tk.timer = time.AfterFunc(tickEvery, es.tick)
 	} else {
@@ -607,11 +617,11 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // Err or a StatusCode of 500 or more on failure. A success without a
 // Duration teaches nothing. Time is read in Done only: from the pool's
 // clock at every Done if it has one ([Pool.SetClock], for tests and
-// simulations); else, with a time constant of 100 ms or more and while
-// Dones come more often than once a millisecond, from a coarse clock that
-// a timer reads from the monotonic clock once a millisecond, and stops
-// reading 8 ms after the last Done (no goroutine is left running); else
-// from the monotonic clock at every Done. A pick
+// simulations); else, with a time constant of 100 ms or more and once
+// more than 16 Dones have come within a millisecond, from a coarse clock
+// that a timer reads from the monotonic clock once a millisecond, and
+// stops reading 8 ms after the last Done (no goroutine is left running);
+// else from the monotonic clock at every Done. A pick
 // reads no clock, takes no lock and allocates nothing. PeakEWMA is safe for
 // concurrent use.
 type PeakEWMA struct {

@@ -25,7 +25,7 @@ func estimatesOf(t *testing.T, b latencyBalancer) *estimates {
 }
 
 // With no clock set on the pool, Dones read a coarse clock that ticks
-// while they come more often than once a tick: it stays within a tick of
+// while they come more than tickBurst to a tick: it stays within a tick of
 // the time, the estimates are stamped with it, and it stops ticking once
 // Dones stop, leaving nothing running (synctest.Test fails on a goroutine
 // left behind).
@@ -45,10 +45,12 @@ func TestLatencyBalancersCoarseClock(t *testing.T) {
 					res.Done(DoneInfo{StatusCode: 200, Duration: 10 * time.Millisecond})
 				}
 				for range 3 {
+					for range tickBurst {
+						pickDone()
+						require.False(t, es.ticks.running.Load(), "a Done reads the clock, and starts no ticks")
+					}
 					pickDone()
-					require.False(t, es.ticks.running.Load(), "one Done reads the clock, and starts no ticks")
-					pickDone()
-					require.True(t, es.ticks.running.Load(), "a second Done within a tick starts them")
+					require.True(t, es.ticks.running.Load(), "tickBurst more Dones within a tick start them")
 					assert.Equal(t, time.Now().UnixNano(), es.now.Load(), "the Done that starts the ticks reads the clock")
 					for range 100 {
 						time.Sleep(tickEvery / 3)
@@ -151,7 +153,7 @@ func TestLatencyBalancersTicksStopForThePoolsClock(t *testing.T) {
 				b, err := alg.new(p)
 				require.NoError(t, err)
 				es := estimatesOf(t, b)
-				for range 2 { // two Dones within a tick start the ticks
+				for range tickBurst + 1 { // Dones within a tick that start the ticks
 					res, err := b.Pick(nil)
 					require.NoError(t, err)
 					res.Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
