@@ -51,10 +51,11 @@ import (
 // Err or a StatusCode of 500 or more on failure. A success without a
 // Duration teaches nothing. Time is read in Done only: from the pool's
 // clock at every Done if it has one ([Pool.SetClock], for tests and
-// simulations); else, with a time constant of 100 ms or more, from a coarse
-// clock that a timer reads from the monotonic clock once a millisecond
-// while Dones come, and stops reading 8 ms after the last (no goroutine
-// is left running); else from the monotonic clock at every Done. A pick
+// simulations); else, with a time constant of 100 ms or more and once
+// more than 16 Dones have come within a millisecond, from a coarse clock
+// that a timer reads from the monotonic clock once a millisecond, and
+// stops reading 8 ms after the last Done (no goroutine is left running);
+// else from the monotonic clock at every Done. A pick
 // reads no clock, takes no lock and allocates nothing. Adaptive is safe for
 // concurrent use.
 type Adaptive struct {

@@ -60,18 +60,18 @@ type estimates struct {
 	pool  *Pool
 	table atomic.Pointer[estTable]
 	// now is a coarse clock (Unix nanoseconds) that picks read rather than
-	// the clock: with the pool's clock (Pool.SetClock) or a time constant
-	// under coarseDecay, the time read by the last Done that moved it on by
-	// refEvery or more; else the time read by the last tick (see ticks),
-	// which Dones read too.
+	// the clock: while the ticks run (see ticks), the time read by the last
+	// tick, which Dones read too; else the time read by the last Done that
+	// moved it on by refEvery or more.
 	now atomic.Int64
 	// fed is, with the ticking clock, the time of now at which a Done last
 	// fed the neutral estimate.
 	fed atomic.Int64
 	// ticks keeps now up to date while Dones learn, when coarse is set.
 	ticks ticker
-	// coarse makes Dones read now rather than the clock while the pool
-	// has no clock of its own: the time constant is coarseDecay or more.
+	// coarse makes Dones read now rather than the clock while the ticks
+	// run, which they may while the pool has no clock of its own: the
+	// time constant is coarseDecay or more.
 	coarse bool
 	// ref is the neutral estimate (float64 bits): a time-sampled average of
 	// the servers' estimates, which new servers start from and stale ones
@@ -236,7 +236,8 @@ func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 // observe learns from one outcome on e, at the time of the coarse clock
 // when it ticks, else at the time read now.
 func (es *estimates) observe(e *serverEst, info DoneInfo, m float64) {
-	if es.coarse && es.pool.clock.Load() == nil {
+	coarse := es.coarse && es.pool.clock.Load() == nil
+	if coarse && es.ticks.running.Load() {
 		now := es.ticks.now(es)
 		es.learn(e, info, m, now)
 		if last := es.fed.Load(); now != last && es.fed.CompareAndSwap(last, now) {
@@ -248,8 +249,15 @@ func (es *estimates) observe(e *serverEst, info DoneInfo, m float64) {
 	es.learn(e, info, m, now)
 	if last := es.now.Load(); now-last >= refEvery || now < last {
 		if es.now.CompareAndSwap(last, now) {
+			if coarse {
+				es.ticks.burst.Store(0)
+			}
 			es.feedRef(e)
 		}
+	} else if coarse && es.ticks.burst.Add(1) >= tickBurst {
+		// tickBurst Dones within a tick of the last that moved the
+		// clock on: Dones come often enough for the ticks to pay.
+		es.ticks.start(es)
 	}
 }
 
@@ -273,6 +281,11 @@ func (es *estimates) monotonic() int64 {
 // ticker).
 const tickEvery = time.Millisecond
 
+// tickBurst is how many Dones, beyond the one that moved estimates.now on,
+// must come within a tick to start the ticks: a tick costs about as much
+// as that many reads of the clock.
+const tickBurst = 16
+
 // idleTicks is how many ticks in a row without a Done the coarse clock
 // keeps ticking before it stops.
 const idleTicks = 8
@@ -280,24 +293,25 @@ const idleTicks = 8
 // ticker keeps estimates.now within about a tick of the time while Dones
 // learn, reading the clock once a tick, so that a Done does not read it
 // (a read of the monotonic clock costs as much as the rest of a Pick and
-// Done). The ticks start at a Done that finds them stopped, which reads
-// the clock itself, and stop after idleTicks ticks without a Done. No
-// goroutine runs between ticks: each is a [time.AfterFunc], so nothing is
-// left running once Dones stop.
+// Done). While the ticks are stopped, each Done reads the clock itself;
+// the ticks start once tickBurst Dones have come within a tick of the last
+// one that moved estimates.now on (a tick costs about as much as that many
+// reads of the clock, so they would not pay for sparser Dones, and every
+// balancer has ticks of its own), and stop after idleTicks ticks without
+// a Done. No goroutine runs between ticks: each is a [time.AfterFunc], so
+// nothing is left running once Dones stop.
 type ticker struct {
-	running atomic.Bool // ticks are scheduled
-	busy    atomic.Bool // a Done has read the time since the last tick
-	mu      sync.Mutex  // orders starts and ticks
-	timer   *time.Timer // under mu; nil until the first start
-	idle    int         // under mu: ticks in a row without a Done
+	running atomic.Bool  // ticks are scheduled
+	burst   atomic.Int32 // while they are not: Dones since now last moved on
+	busy    atomic.Bool  // a Done has read the time since the last tick
+	mu      sync.Mutex   // orders starts and ticks
+	timer   *time.Timer  // under mu; nil until the first start
+	idle    int          // under mu: ticks in a row without a Done
 }
 
 // now returns the time for a Done (Unix nanoseconds) from the coarse
-// clock of es, starting its ticks if they have stopped.
+// clock of es, whose ticks are running (or have just stopped).
 func (tk *ticker) now(es *estimates) int64 {
-	if !tk.running.Load() {
-		tk.start(es)
-	}
 	if !tk.busy.Load() {
 		tk.busy.Store(true)
 	}
@@ -314,6 +328,7 @@ func (tk *ticker) start(es *estimates) {
 	}
 	es.now.Store(es.monotonic())
 	tk.idle = 0
+	tk.burst.Store(0)
 	if tk.timer == nil {
 		tk.timer = time.AfterFunc(tickEvery, es.tick)
 	} else {
@@ -606,10 +621,11 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // Err or a StatusCode of 500 or more on failure. A success without a
 // Duration teaches nothing. Time is read in Done only: from the pool's
 // clock at every Done if it has one ([Pool.SetClock], for tests and
-// simulations); else, with a time constant of 100 ms or more, from a coarse
-// clock that a timer reads from the monotonic clock once a millisecond
-// while Dones come, and stops reading 8 ms after the last (no goroutine
-// is left running); else from the monotonic clock at every Done. A pick
+// simulations); else, with a time constant of 100 ms or more and once
+// more than 16 Dones have come within a millisecond, from a coarse clock
+// that a timer reads from the monotonic clock once a millisecond, and
+// stops reading 8 ms after the last Done (no goroutine is left running);
+// else from the monotonic clock at every Done. A pick
 // reads no clock, takes no lock and allocates nothing. PeakEWMA is safe for
 // concurrent use.
 type PeakEWMA struct {

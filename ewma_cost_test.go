@@ -25,9 +25,10 @@ func estimatesOf(t *testing.T, b latencyBalancer) *estimates {
 }
 
 // With no clock set on the pool, Dones read a coarse clock that ticks
-// while they come: it stays within a tick of the time, the estimates are
-// stamped with it, and it stops ticking once Dones stop, leaving nothing
-// running (synctest.Test fails on a goroutine left behind).
+// while they come more than tickBurst to a tick: it stays within a tick of
+// the time, the estimates are stamped with it, and it stops ticking once
+// Dones stop, leaving nothing running (synctest.Test fails on a goroutine
+// left behind).
 func TestLatencyBalancersCoarseClock(t *testing.T) {
 	for _, alg := range latencyAlgorithms {
 		t.Run(alg.name, func(t *testing.T) {
@@ -44,8 +45,12 @@ func TestLatencyBalancersCoarseClock(t *testing.T) {
 					res.Done(DoneInfo{StatusCode: 200, Duration: 10 * time.Millisecond})
 				}
 				for range 3 {
+					for range tickBurst {
+						pickDone()
+						require.False(t, es.ticks.running.Load(), "a Done reads the clock, and starts no ticks")
+					}
 					pickDone()
-					require.True(t, es.ticks.running.Load())
+					require.True(t, es.ticks.running.Load(), "tickBurst more Dones within a tick start them")
 					assert.Equal(t, time.Now().UnixNano(), es.now.Load(), "the Done that starts the ticks reads the clock")
 					for range 100 {
 						time.Sleep(tickEvery / 3)
@@ -148,9 +153,11 @@ func TestLatencyBalancersTicksStopForThePoolsClock(t *testing.T) {
 				b, err := alg.new(p)
 				require.NoError(t, err)
 				es := estimatesOf(t, b)
-				res, err := b.Pick(nil)
-				require.NoError(t, err)
-				res.Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
+				for range tickBurst + 1 { // Dones within a tick that start the ticks
+					res, err := b.Pick(nil)
+					require.NoError(t, err)
+					res.Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
+				}
 				require.True(t, es.ticks.running.Load())
 				var calls atomic.Int32
 				at := time.Unix(1_000_000, 0)
@@ -159,7 +166,7 @@ func TestLatencyBalancersTicksStopForThePoolsClock(t *testing.T) {
 				synctest.Wait()
 				assert.False(t, es.ticks.running.Load(), "the ticks stopped")
 				assert.Zero(t, calls.Load(), "the ticks called the pool's clock")
-				res, err = b.Pick(nil)
+				res, err := b.Pick(nil)
 				require.NoError(t, err)
 				res.Done(DoneInfo{StatusCode: 200, Duration: time.Millisecond})
 				assert.Equal(t, int32(1), calls.Load(), "the Done read the pool's clock")

@@ -37,6 +37,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/balancekit/lb"
 	"go.opentelemetry.io/otel/attribute"
@@ -68,8 +70,9 @@ var states = [...]string{"up", "down", "ejected", "draining"}
 // and registers one callback that observes every server of pools at each
 // collection. A server that belongs to several of the pools is observed
 // once; of two different servers with one name, only the first, in the
-// order of the pools, is. Unregister the returned registration to stop
-// observing. A nil meter or a nil pool is an error.
+// order of the pools, is. A name that is not valid UTF-8 is exported with
+// U+FFFD for each run of bad bytes. Unregister the returned registration
+// to stop observing. A nil meter or a nil pool is an error.
 func Register(meter metric.Meter, pools ...*lb.Pool) (metric.Registration, error) {
 	if meter == nil {
 		return nil, errors.New("lb: otel: nil meter")
@@ -100,7 +103,7 @@ func Register(meter metric.Meter, pools ...*lb.Pool) (metric.Registration, error
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for _, s := range servers(pools) {
 			st := s.Stats()
-			server := ServerKey.String(st.Name)
+			server := ServerKey.String(s.name)
 			one := metric.WithAttributes(server)
 			o.ObserveInt64(requests, clamp(st.Requests), one)
 			for i, n := range errorCounts(st) {
@@ -128,20 +131,37 @@ func Register(meter metric.Meter, pools ...*lb.Pool) (metric.Registration, error
 	return reg, nil
 }
 
+// named is a server and its name as exported: valid UTF-8.
+type named struct {
+	*lb.Server
+	name string
+}
+
 // servers returns the servers of pools, each once, with no two of the
-// same name: the first of each name, in the order of pools.
-func servers(pools []*lb.Pool) []*lb.Server {
-	var out []*lb.Server
+// same exported name: the first of each, in the order of pools.
+func servers(pools []*lb.Pool) []named {
+	var out []named
 	seen := make(map[string]bool)
 	for _, p := range pools {
 		for _, s := range p.Servers() {
-			if !seen[s.Name()] {
-				seen[s.Name()] = true
-				out = append(out, s)
+			if name := attrValue(s.Name()); !seen[name] {
+				seen[name] = true
+				out = append(out, named{s, name})
 			}
 		}
 	}
 	return out
+}
+
+// attrValue returns name as an attribute value, which must be valid UTF-8
+// (OTLP's protobuf strings are, and an exporter fails the whole export on
+// one that is not): each run of bytes that are not UTF-8 is replaced by
+// U+FFFD.
+func attrValue(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	return strings.ToValidUTF8(name, "\uFFFD")
 }
 
 // clamp returns n as an int64, at most math.MaxInt64.

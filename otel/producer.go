@@ -30,7 +30,9 @@ import (
 //
 // The start time of every series is when the Producer was made. A server
 // that belongs to several of the pools is exported once; of two different
-// servers with one name, only the first, in the order of the pools, is.
+// servers with one name, only the first, in the order of the pools, is. A
+// name that is not valid UTF-8 is exported with U+FFFD for each run of bad
+// bytes.
 //
 // The zero Producer is not usable: make one with [NewProducer]. A Producer
 // is safe for concurrent use.
@@ -59,13 +61,13 @@ func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 	all := servers(p.pools)
 	points := make([]metricdata.HistogramDataPoint[float64], 0, len(all))
 	for _, s := range all {
-		bounds, counts, sum := latency(s)
+		bounds, counts, sum := latency(s.Server)
 		var count uint64
 		for _, c := range counts {
 			count += c
 		}
 		points = append(points, metricdata.HistogramDataPoint[float64]{
-			Attributes:   attribute.NewSet(ServerKey.String(s.Name())),
+			Attributes:   attribute.NewSet(ServerKey.String(s.name)),
 			StartTime:    p.start,
 			Time:         now,
 			Count:        count,

@@ -50,6 +50,9 @@ import (
 // name that is not valid UTF-8 is shown with U+FFFD for each run of bad
 // bytes.
 //
+// Give one Collector all the pools a registry is to show: a registry
+// refuses a second Collector, whose metrics have the same names.
+//
 // The zero Collector is not usable: make one with [NewCollector]. A
 // Collector is safe for concurrent use.
 type Collector struct {

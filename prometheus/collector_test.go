@@ -291,3 +291,23 @@ func TestCollectorInvalidUTF8Name(t *testing.T) {
 	defer srv.Close()
 	assertSameFamilies(t, scrape(t, srv.URL), scrape(t, core.URL))
 }
+
+// A registry takes one Collector: a second one, even over other pools, is
+// refused, as the Collector's doc says.
+func TestCollectorOnePerRegistry(t *testing.T) {
+	t.Parallel()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	var collectors []*Collector
+	for _, name := range []string{"a", "b"} {
+		s, err := lb.NewHandlerServer(name, ok)
+		require.NoError(t, err)
+		pool, err := lb.NewPool(s)
+		require.NoError(t, err)
+		c, err := NewCollector(pool)
+		require.NoError(t, err)
+		collectors = append(collectors, c)
+	}
+	reg := prom.NewPedanticRegistry()
+	require.NoError(t, reg.Register(collectors[0]))
+	assert.Error(t, reg.Register(collectors[1]))
+}
