@@ -79,7 +79,8 @@ type DoneInfo struct {
 	// Done. [Proxy] sets the time from Pick to the response's header (to
 	// Done if none came), less the time spent waiting for the client's
 	// request body, so that a slow client does not make a server look slow.
-	// A positive value is recorded as the server's last latency.
+	// A positive value is recorded in the server's latency histogram
+	// ([Server.Latency]), unless Err says the client went away.
 	Duration time.Duration
 }
 

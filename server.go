@@ -39,10 +39,9 @@ type Server struct {
 	fails    atomic.Uint32 // consecutive failures seen by a Proxy
 	weight   atomic.Int32  // 0..MaxWeight; see SetWeight
 	failures atomic.Uint64
-	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
 	// latencySum is the total of the durations in hist, in nanoseconds.
 	latencySum atomic.Int64
-	_          [cacheLine - 48]byte
+	_          [cacheLine - 40]byte
 
 	name     string
 	nameHash uint64       // hashString(name): the server's place in hashing
@@ -569,11 +568,10 @@ func (s *Server) release(info DoneInfo) {
 	if info.Err == ErrNotUsed {
 		return
 	}
-	if info.Err != nil || info.StatusCode >= 400 {
-		s.countError(info)
+	if (info.Err != nil || info.StatusCode >= 400) && s.countError(info) == classClientGone {
+		return // the request was cut short by its client: its time is not the server's
 	}
 	if d := int64(info.Duration); d > 0 {
-		s.latency.Store(d)
 		s.latencySum.Add(d)
 		s.hist.observe(d)
 	}
@@ -582,16 +580,17 @@ func (s *Server) release(info DoneInfo) {
 // countError counts a request that ended with an error or a status of 400
 // or more in its class, and as a failure unless it was the client's doing
 // or a 4xx. It is kept out of release, which is then small enough to stay
-// fast.
-func (s *Server) countError(info DoneInfo) {
+// fast. It returns the class.
+func (s *Server) countError(info DoneInfo) int {
 	c := errorClass(info)
 	if c == classNone {
-		return
+		return c
 	}
 	s.errs[c].Add(1)
 	if c != class4xx && c != classClientGone {
 		s.failures.Add(1)
 	}
+	return c
 }
 
 // extraDone reports a Done called with no request in flight on s, through
@@ -631,7 +630,7 @@ type Stats struct {
 	Reason string `json:"reason,omitempty"`
 	// Since is when the server entered State; zero if it has been in it
 	// since it was made.
-	Since time.Time `json:"since"`
+	Since time.Time `json:"since,omitzero"`
 	// EjectedUntil is when the server's ejection ends; zero when it is not
 	// ejected.
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
@@ -649,8 +648,6 @@ type Stats struct {
 	// status of 500 or more, unless the error was the client's doing
 	// (context.Canceled, [ErrClientBody]).
 	Failures uint64 `json:"failures"`
-	// LastLatency is the Duration of the last request that reported one.
-	LastLatency time.Duration `json:"last_latency_ns"`
 	// Errors counts the ended requests by class of error (see
 	// [ErrorCounts]). Transport, Timeout and Status5xx add up to Failures.
 	Errors ErrorCounts `json:"errors"`
@@ -683,7 +680,6 @@ func (s *Server) Stats() Stats {
 		InFlight:    inflight(load),
 		Requests:    load >> loadBits,
 		Failures:    s.failures.Load(),
-		LastLatency: time.Duration(s.latency.Load()),
 		Labels:      maps.Clone(s.labels),
 		Errors:      s.errorCounts(),
 		Retries:     s.retries.Load(),
