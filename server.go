@@ -669,20 +669,20 @@ func (s *Server) Stats() Stats {
 	load, flags := s.load.Load(), s.flags.Load()
 	ramp, _, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
 	st := Stats{
-		Name:        s.name,
-		Weight:      int(s.weight.Load()),
-		Healthy:     flags&flagDown == 0,
-		Draining:    flags&flagDraining != 0,
-		Ejected:     flags&flagEjected != 0,
-		State:       stateOf(flags),
-		Ejections:   s.ev.ejections.Load(),
-		Ramp:        ramp,
-		InFlight:    inflight(load),
-		Requests:    load >> loadBits,
-		Failures:    s.failures.Load(),
-		Labels:      maps.Clone(s.labels),
-		Errors:      s.errorCounts(),
-		Retries:     s.retries.Load(),
+		Name:      s.name,
+		Weight:    int(s.weight.Load()),
+		Healthy:   flags&flagDown == 0,
+		Draining:  flags&flagDraining != 0,
+		Ejected:   flags&flagEjected != 0,
+		State:     stateOf(flags),
+		Ejections: s.ev.ejections.Load(),
+		Ramp:      ramp,
+		InFlight:  inflight(load),
+		Requests:  load >> loadBits,
+		Failures:  s.failures.Load(),
+		Labels:    maps.Clone(s.labels),
+		Errors:    s.errorCounts(),
+		Retries:   s.retries.Load(),
 	}
 	if s.latencySum.Load() != 0 {
 		var buf [histBuckets]Bucket
