@@ -44,7 +44,7 @@ import (
 // decays toward half of it, and the failure rate toward 0, at the same
 // pace, so that a server that recovered is tried again. A Done whose error
 // is the client's doing (wrapping context.Canceled or [ErrClientBody]) or
-// is [ErrNotUsed] teaches nothing.
+// ends a pick given back by [PickResult.Cancel] teaches nothing.
 //
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and

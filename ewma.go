@@ -226,7 +226,7 @@ func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 	return func(info DoneInfo) {
 		// A success without a duration teaches nothing, and spares the
 		// clock.
-		if (info.Duration > 0 || isFailure(info)) && info.Err != ErrNotUsed && !clientFault(info.Err) {
+		if (info.Duration > 0 || isFailure(info)) && !info.Unused() && !clientFault(info.Err) {
 			es.observe(e, info, m)
 		}
 		s.done(info)
@@ -596,7 +596,7 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // A failure (an error, or a status of 500 or more) is observed as a latency
 // of at least one second, so that a server failing fast never looks fast.
 // A Done whose error is the client's doing (wrapping context.Canceled or
-// [ErrClientBody]) or is [ErrNotUsed] teaches nothing. A server not observed
+// [ErrClientBody]) or ends a pick given back by [PickResult.Cancel] teaches nothing. A server not observed
 // yet starts at the neutral estimate, an average of the other servers', and
 // an estimate not refreshed decays at the same pace toward half the neutral
 // one, so that a server that recovered is tried again.

@@ -289,7 +289,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Server == nil || res.Done == nil {
 		if res.Done != nil {
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 		}
 		p.noServer(w, r, errors.New("lb: balancer returned no server and no error"))
 		return

@@ -534,7 +534,7 @@ func (s *Server) acquire() bool {
 //
 //go:noinline
 func (s *Server) backOut() bool {
-	s.release(DoneInfo{Err: ErrNotUsed})
+	s.release(DoneInfo{Err: errNotUsed})
 	return false
 }
 
@@ -549,7 +549,7 @@ func (s *Server) backOut() bool {
 // at zero and does nothing, so the count is right again once s is idle.
 func (s *Server) release(info DoneInfo) {
 	delta := uint64(loadRelease) // one less in flight, one more completed
-	if info.Err == ErrNotUsed {
+	if info.Unused() {
 		delta = ^uint64(0) // one less in flight, no request counted
 	}
 	for {
@@ -565,7 +565,7 @@ func (s *Server) release(info DoneInfo) {
 			break
 		}
 	}
-	if info.Err == ErrNotUsed {
+	if info.Unused() {
 		return
 	}
 	if (info.Err != nil || info.StatusCode >= 400) && s.countError(info) == classClientGone {

@@ -580,14 +580,14 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Duration, bo
 		}
 		if p.ctx.Err() != nil {
 			// Closing: the dial was cut short; nothing to learn.
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 			return nil, PickResult{}, 0, false
 		}
 		err = fmt.Errorf("lb: TCP dial %s: %w", s.Name(), err)
 		if localDialError(err) {
 			// The proxy's own shortage (as a flood of clients causes)
 			// says nothing about the server: no failure, no ejection.
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 		} else {
 			res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
 			p.observe(s, DoneInfo{Err: err})
