@@ -57,6 +57,9 @@ import (
 // is left running); else from the monotonic clock at every Done. A pick
 // reads no clock, takes no lock and allocates nothing. Adaptive is safe for
 // concurrent use.
+//
+// The zero Adaptive is not usable: make one with NewAdaptive (a pick by the
+// zero value finds no server).
 type Adaptive struct {
 	es     estimates
 	randN  func(int) int

@@ -43,6 +43,8 @@ type BalancerFunc func(r *http.Request) (PickResult, error)
 func (f BalancerFunc) Pick(r *http.Request) (PickResult, error) { return f(r) }
 
 // PickResult is the outcome of a successful Pick.
+//
+// The zero PickResult has no server: it is what a failed Pick returns.
 type PickResult struct {
 	// Server is the chosen server.
 	Server *Server

@@ -612,6 +612,9 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // is left running); else from the monotonic clock at every Done. A pick
 // reads no clock, takes no lock and allocates nothing. PeakEWMA is safe for
 // concurrent use.
+//
+// The zero PeakEWMA is not usable: make one with NewPeakEWMA (a pick by the
+// zero value finds no server).
 type PeakEWMA struct {
 	es     estimates
 	randN  func(int) int
