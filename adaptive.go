@@ -44,7 +44,7 @@ import (
 // decays toward half of it, and the failure rate toward 0, at the same
 // pace, so that a server that recovered is tried again. A Done whose error
 // is the client's doing (wrapping context.Canceled or [ErrClientBody]) or
-// is [ErrNotUsed] teaches nothing.
+// ends a pick given back by [PickResult.Cancel] teaches nothing.
 //
 // The balancer learns from [DoneInfo]: [Proxy] fills it; a caller that is
 // not HTTP must set Duration (the time from Pick to Done) on success, and
@@ -58,6 +58,9 @@ import (
 // else from the monotonic clock at every Done. A pick
 // reads no clock, takes no lock and allocates nothing. Adaptive is safe for
 // concurrent use.
+//
+// The zero Adaptive is not usable: make one with NewAdaptive (a pick by the
+// zero value finds no server).
 type Adaptive struct {
 	es     estimates
 	randN  func(int) int

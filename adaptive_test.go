@@ -31,7 +31,7 @@ func TestAdaptiveLearnsSpeedByInFlightMet(t *testing.T) {
 	// 32nd of the gap.
 	clock.advance(time.Millisecond)
 	dones[0](DoneInfo{StatusCode: 200, Duration: 25 * time.Millisecond})
-	dones[1](DoneInfo{Err: ErrNotUsed})
+	dones[1](DoneInfo{Err: errNotUsed})
 	assert.Zero(t, servers[0].InFlight())
 	speed := 40e6 + (25e6-40e6)/32.0
 	// The neutral speed is still the first one learnt (it is fed at most

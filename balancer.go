@@ -15,12 +15,9 @@ import (
 // Balancers may wrap it; test for it with errors.Is.
 var ErrNoServer = errors.New("lb: no server available")
 
-// ErrNotUsed ends a pick that was never used, when passed (itself, not
-// wrapped) to PickResult.Done in DoneInfo.Err: the request was not sent to
-// the server at all. The server's in-flight count goes down, and no request
-// or failure is counted. [Proxy] uses it when a retry draws a server it has
-// already tried.
-var ErrNotUsed = errors.New("lb: pick not used")
+// errNotUsed is the error of the DoneInfo that PickResult.Cancel passes to
+// Done: see DoneInfo.Unused.
+var errNotUsed = errors.New("lb: pick not used")
 
 // A Balancer chooses a server for each request.
 //
@@ -46,6 +43,8 @@ type BalancerFunc func(r *http.Request) (PickResult, error)
 func (f BalancerFunc) Pick(r *http.Request) (PickResult, error) { return f(r) }
 
 // PickResult is the outcome of a successful Pick.
+//
+// The zero PickResult has no server: it is what a failed Pick returns.
 type PickResult struct {
 	// Server is the chosen server.
 	Server *Server
@@ -62,7 +61,21 @@ type PickResult struct {
 	Done func(DoneInfo)
 }
 
-// DoneInfo describes how a picked request ended.
+// Cancel gives back a pick that was not used: the request was never sent to
+// the server (a retry drew a server already tried, say, or the caller gave
+// up before sending). It calls Done with a DoneInfo whose Unused method
+// reports true: the server's in-flight count goes down, and no request,
+// failure or latency is recorded, nor learnt by a latency-aware balancer.
+// Call Cancel instead of Done, once per pick, never beside it. Cancel on
+// the zero PickResult does nothing.
+func (r PickResult) Cancel() {
+	if r.Done != nil {
+		r.Done(DoneInfo{Err: errNotUsed})
+	}
+}
+
+// DoneInfo describes how a picked request ended. The zero DoneInfo is a
+// success with no status and no duration.
 type DoneInfo struct {
 	// Err is nil when the request succeeded. An error that wraps
 	// context.Canceled (the client went away) or [ErrClientBody] (the
@@ -79,9 +92,15 @@ type DoneInfo struct {
 	// Done. [Proxy] sets the time from Pick to the response's header (to
 	// Done if none came), less the time spent waiting for the client's
 	// request body, so that a slow client does not make a server look slow.
-	// A positive value is recorded as the server's last latency.
+	// A positive value is recorded in the server's latency histogram
+	// ([Server.Latency]), unless Err says the client went away.
 	Duration time.Duration
 }
+
+// Unused reports whether d ends a pick given back by [PickResult.Cancel]:
+// the request never reached the server. A balancer that wraps Done to learn
+// from outcomes should learn nothing from it, and pass it on unchanged.
+func (d DoneInfo) Unused() bool { return d.Err == errNotUsed }
 
 // An Option configures a balancer. A bad option, or one that does not apply
 // to the balancer (WithStart on LeastConn, say), makes the constructor

@@ -54,7 +54,7 @@ func logExtraDonesTo(t *testing.T, h slog.Handler) {
 // next pick is counted as in flight, not as a completed request.
 func TestDoneTwiceIsNoOp(t *testing.T) {
 	logExtraDonesTo(t, new(extraDoneLog))
-	for _, second := range []DoneInfo{{}, {Err: ErrNotUsed}, {StatusCode: 500}} {
+	for _, second := range []DoneInfo{{}, {Err: errNotUsed}, {StatusCode: 500}} {
 		p, servers := newTestPool(t, 1)
 		s := servers[0]
 		b, err := NewRoundRobin(p)
@@ -121,7 +121,7 @@ func TestDoneTwiceLoggedOncePerServer(t *testing.T) {
 			res := s.Acquire()
 			res.Done(DoneInfo{})
 			res.Done(DoneInfo{})
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 		}
 		require.Zero(t, s.InFlight())
 	}

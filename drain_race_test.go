@@ -35,7 +35,7 @@ func TestDrainDuringLeastConnPick(t *testing.T) {
 		res, err := b.Pick(nil)
 		require.True(t, drained.Load(), "the tie-break ran the drains")
 		if err == nil {
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 			t.Fatalf("seed %d: the pick landed on %s after its Drain returned", seed, res.Server)
 		}
 		require.ErrorIs(t, err, ErrNoServer)

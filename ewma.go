@@ -226,7 +226,7 @@ func (es *estimates) doneFunc(e *serverEst, m float64) func(DoneInfo) {
 	return func(info DoneInfo) {
 		// A success without a duration teaches nothing, and spares the
 		// clock.
-		if (info.Duration > 0 || isFailure(info)) && info.Err != ErrNotUsed && !clientFault(info.Err) {
+		if (info.Duration > 0 || isFailure(info)) && !info.Unused() && !clientFault(info.Err) {
 			es.observe(e, info, m)
 		}
 		s.done(info)
@@ -611,7 +611,7 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // A failure (an error, or a status of 500 or more) is observed as a latency
 // of at least one second, so that a server failing fast never looks fast.
 // A Done whose error is the client's doing (wrapping context.Canceled or
-// [ErrClientBody]) or is [ErrNotUsed] teaches nothing. A server not observed
+// [ErrClientBody]) or ends a pick given back by [PickResult.Cancel] teaches nothing. A server not observed
 // yet starts at the neutral estimate, an average of the other servers', and
 // an estimate not refreshed decays at the same pace toward half the neutral
 // one, so that a server that recovered is tried again.
@@ -628,6 +628,9 @@ func (p *PeakEWMA) CandidateStats() (picks, candidates uint64) { return p.es.can
 // else from the monotonic clock at every Done. A pick
 // reads no clock, takes no lock and allocates nothing. PeakEWMA is safe for
 // concurrent use.
+//
+// The zero PeakEWMA is not usable: make one with NewPeakEWMA (a pick by the
+// zero value finds no server).
 type PeakEWMA struct {
 	es     estimates
 	randN  func(int) int

@@ -121,7 +121,7 @@ func TestDrainDuringAdaptiveExtraDraw(t *testing.T) {
 	require.NoError(t, err)
 	res, err := b.Pick(nil)
 	require.NoError(t, err)
-	res.Done(DoneInfo{Err: ErrNotUsed})
+	res.Cancel()
 	// Every server slow against the neutral estimate, server 0 the
 	// least: the pair (0, 1) is both slow, so the pick draws more.
 	setF64(&b.es.ref, float64(time.Millisecond))
@@ -136,7 +136,7 @@ func TestDrainDuringAdaptiveExtraDraw(t *testing.T) {
 	require.False(t, drain.Load(), "the extra draw ran the drain")
 	require.NotNil(t, res.Server)
 	assert.NotEqual(t, "s0", res.Server.Name(), "the pick landed on the server drained under it")
-	res.Done(DoneInfo{Err: ErrNotUsed})
+	res.Cancel()
 	for _, s := range servers {
 		assert.Zero(t, s.InFlight(), s.Name())
 	}

@@ -114,7 +114,7 @@ func TestLatencyBalancersLearnNothingFromTheClient(t *testing.T) {
 		{Err: context.Canceled, Duration: 10 * time.Second},
 		{Err: fmt.Errorf("proxy: %w", context.Canceled), StatusCode: 502, Duration: time.Second},
 		{Err: fmt.Errorf("read: %w", ErrClientBody), StatusCode: 400, Duration: time.Second},
-		{Err: ErrNotUsed},
+		{Err: errNotUsed},
 	}
 	for _, alg := range latencyAlgorithms {
 		t.Run(alg.name, func(t *testing.T) {

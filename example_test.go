@@ -177,13 +177,18 @@ func ExampleNewServer() {
 
 func ExampleServer_Stats() {
 	s := mustServer("http://10.0.0.1:8080")
+	show := func() {
+		st := s.Stats()
+		fmt.Printf("%s: state %s, in flight %d, requests %d, failures %d (5xx %d), p50 %v\n",
+			st.Name, st.State, st.InFlight, st.Requests, st.Failures, st.Errors.Status5xx, st.P50)
+	}
 	res := s.Acquire()
-	fmt.Printf("%+v\n", s.Stats())
-	res.Done(lb.DoneInfo{StatusCode: 502, Duration: 1500000})
-	fmt.Printf("%+v\n", s.Stats())
+	show()
+	res.Done(lb.DoneInfo{StatusCode: 502, Duration: 1500 * time.Microsecond})
+	show()
 	// Output:
-	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false State:up Reason: Since:0001-01-01 00:00:00 +0000 UTC EjectedUntil:0001-01-01 00:00:00 +0000 UTC Ejections:0 Ramp:1 InFlight:1 Requests:0 Failures:0 LastLatency:0s Errors:{Transport:0 Timeout:0 Status5xx:0 Status4xx:0 ClientGone:0} P50:0s P90:0s P99:0s Retries:0 Labels:map[]}
-	// {Name:http://10.0.0.1:8080 URL:http://10.0.0.1:8080 Weight:1 Healthy:true Draining:false Ejected:false State:up Reason: Since:0001-01-01 00:00:00 +0000 UTC EjectedUntil:0001-01-01 00:00:00 +0000 UTC Ejections:0 Ramp:1 InFlight:0 Requests:1 Failures:1 LastLatency:1.5ms Errors:{Transport:0 Timeout:0 Status5xx:1 Status4xx:0 ClientGone:0} P50:1.441792ms P90:1.546649ms P99:1.570242ms Retries:0 Labels:map[]}
+	// http://10.0.0.1:8080: state up, in flight 1, requests 0, failures 0 (5xx 0), p50 0s
+	// http://10.0.0.1:8080: state up, in flight 0, requests 1, failures 1 (5xx 1), p50 1.441792ms
 }
 
 func ExampleHealthChecker() {

@@ -202,6 +202,9 @@ func KeyPath() KeyFunc {
 // its keys spread over the others and come back when it recovers. Requests
 // without a key go to a fallback balancer ([WithFallback]; round robin over
 // the same pool by default). A ConsistentHash is safe for concurrent use.
+//
+// The zero ConsistentHash is not usable: make one with NewConsistentHash (a
+// pick by the zero value finds no server).
 type ConsistentHash struct {
 	pool     *Pool
 	key      KeyFunc
@@ -294,9 +297,15 @@ func NewConsistentHash(pool *Pool, key KeyFunc, opts ...Option) (*ConsistentHash
 // Pool returns the pool the balancer picks from.
 func (h *ConsistentHash) Pool() *Pool { return h.pool }
 
+// errZeroHash is the error of a pick by the zero ConsistentHash.
+var errZeroHash = fmt.Errorf("lb: ConsistentHash not made by NewConsistentHash: %w", ErrNoServer)
+
 // Pick returns the server for r's key, or the fallback balancer's pick if r
 // has no key.
 func (h *ConsistentHash) Pick(r *http.Request) (PickResult, error) {
+	if h.key == nil {
+		return PickResult{}, errZeroHash
+	}
 	key := h.key(r)
 	if key == "" {
 		return h.fallback.Pick(r)

@@ -42,6 +42,9 @@ import (
 // Start it with Run, which returns once its context is done and every probe
 // goroutine it started has stopped. A HealthChecker is safe for concurrent
 // use.
+//
+// The zero HealthChecker is not usable: make one with NewHealthChecker (its
+// Run returns an error).
 type HealthChecker struct {
 	pool *Pool
 	o    healthOptions
@@ -293,6 +296,8 @@ func NewHealthChecker(pool *Pool, opts ...HealthOption) (*HealthChecker, error) 
 }
 
 // HealthStats counts what a [HealthChecker] has done.
+//
+// It is a plain value.
 type HealthStats struct {
 	Probes   uint64 `json:"probes"`   // probes made
 	Failures uint64 `json:"failures"` // probes that failed
@@ -319,6 +324,9 @@ func (hc *HealthChecker) Stats() HealthStats {
 // timeout, but the call goes on until the handler returns. Until then, the
 // server's probes fail without calling it again.
 func (hc *HealthChecker) Run(ctx context.Context) error {
+	if hc.pool == nil {
+		return errors.New("lb: HealthChecker.Run: the HealthChecker was not made by NewHealthChecker")
+	}
 	if !hc.running.CompareAndSwap(false, true) {
 		return errors.New("lb: HealthChecker.Run: already running")
 	}

@@ -20,6 +20,9 @@ import (
 // choose the same server; the count is a heuristic, not a reservation. For
 // large pools, [P2C] gives nearly the same balance in O(1). LeastConn is safe
 // for concurrent use.
+//
+// The zero LeastConn is not usable: make one with NewLeastConn (a pick by
+// the zero value finds no server).
 type LeastConn struct {
 	pool *Pool
 	seed func() uint64
@@ -142,6 +145,9 @@ func leastLoaded(pool *Pool, st *poolState, seed func() uint64, tries int) (Pick
 // other processes, do not all herd onto the single least-loaded server. When
 // a drawn server is unavailable it draws again a few times, then falls back
 // to a scan of the pool. P2C is safe for concurrent use.
+//
+// The zero P2C is not usable: make one with NewP2C (a pick by the zero value
+// finds no server).
 type P2C struct {
 	pool  *Pool
 	randN func(int) int

@@ -76,6 +76,10 @@ type poolState struct {
 	smooth atomic.Pointer[[]int32]
 }
 
+// noPoolState is the empty snapshot of a nil *Pool, which the zero value
+// of a balancer has: every pick from it finds no server.
+var noPoolState = newPoolState(0, nil)
+
 func newPoolState(version uint64, servers []*Server) *poolState {
 	st := &poolState{
 		version: version,
@@ -113,6 +117,9 @@ func NewPool(servers ...*Server) (*Pool, error) {
 
 // load returns the current snapshot: one atomic load, no lock.
 func (p *Pool) load() *poolState {
+	if p == nil {
+		return noPoolState // a balancer's zero value: it picks nothing
+	}
 	if st := p.state.Load(); st != nil {
 		return st
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -109,6 +110,9 @@ import (
 // A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
 // causes of 502, 504 and 508 answers, at most one line a second, and health
 // transitions; never a line per successful request.
+//
+// The zero Proxy is not usable: make one with NewProxy (the zero value
+// answers 500 and logs it once).
 type Proxy struct {
 	bal       Balancer
 	rp        *httputil.ReverseProxy
@@ -254,6 +258,11 @@ type proxyState struct {
 
 // ServeHTTP sends r to a server and copies the answer back to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.bal == nil {
+		zeroValueUsed("Proxy", "NewProxy")
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
 	if p.looped(r) {
 		p.loopDetected(w, r)
 		return
@@ -289,7 +298,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Server == nil || res.Done == nil {
 		if res.Done != nil {
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 		}
 		p.noServer(w, r, errors.New("lb: balancer returned no server and no error"))
 		return
@@ -637,3 +646,14 @@ func (s *sampler) allow(now time.Time) (ok bool, skipped int64) {
 	}
 	return true, s.skipped.Swap(0)
 }
+
+// zeroValueUsed logs, through slog's default logger and once per type,
+// that the zero value of a type that needs its constructor was used.
+func zeroValueUsed(typ, constructor string) {
+	if _, seen := zeroValuesSeen.LoadOrStore(typ, true); !seen {
+		slog.Default().Error("lb: " + typ + " used without " + constructor + "; it serves nothing")
+	}
+}
+
+// zeroValuesSeen holds the types whose zero value use has been logged.
+var zeroValuesSeen sync.Map

@@ -134,7 +134,7 @@ func TestProxyMaxEjectionAcrossProxies(t *testing.T) {
 					if err != nil || res.Server.Name() == name {
 						return res, err
 					}
-					res.Done(DoneInfo{Err: ErrNotUsed})
+					res.Cancel()
 				}
 			}}
 		}

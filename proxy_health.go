@@ -32,7 +32,7 @@ type passiveHealth struct {
 
 // observe feeds the outcome of one attempt on s to passive health.
 func (p passiveHealth) observe(s *Server, info DoneInfo) {
-	if p.failures == 0 || errors.Is(info.Err, ErrNotUsed) {
+	if p.failures == 0 || info.Unused() {
 		return
 	}
 	if info.Err != nil && (clientFault(info.Err) || errors.Is(info.Err, errSwitch) || localDialError(info.Err)) {

@@ -161,7 +161,7 @@ func (st *proxyState) untried() (PickResult, bool) {
 // or the TCP proxy: from pick, a few times, then, since a load-aware
 // balancer may keep choosing the server that just failed (it looks idle),
 // the least loaded available server of b's pool that want accepts, if b
-// names a pool. Every pick it does not return is ended with ErrNotUsed. A
+// names a pool. Every pick it does not return is given back with Cancel. A
 // pick with no server (a custom balancer's, say) ends the search, as it
 // does for a request's first pick.
 func pickUntried(b Balancer, pick func() (PickResult, error), want func(*Server) bool) (PickResult, bool) {
@@ -173,14 +173,14 @@ func pickUntried(b Balancer, pick func() (PickResult, error), want func(*Server)
 		}
 		if res.Server == nil || res.Done == nil {
 			if res.Done != nil {
-				res.Done(DoneInfo{Err: ErrNotUsed})
+				res.Cancel()
 			}
 			return PickResult{}, false
 		}
 		if want(res.Server) {
 			return res, true
 		}
-		res.Done(DoneInfo{Err: ErrNotUsed})
+		res.Cancel()
 	}
 	pb, ok := b.(PoolBalancer)
 	if !ok {

@@ -17,6 +17,9 @@ import (
 // falls back to an exact weighted draw over the available servers
 // (O(servers)). Either way, each available server is picked with probability
 // weight/(sum of available weights). Random is safe for concurrent use.
+//
+// The zero Random is not usable: make one with NewRandom (a pick by the zero
+// value finds no server).
 type Random struct {
 	pool  *Pool
 	randN func(int) int

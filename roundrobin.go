@@ -20,6 +20,9 @@ const redraws = 16
 // position, so the remaining servers share their turns evenly. A pick is one
 // atomic add on a 64-bit counter and allocates nothing. RoundRobin is safe
 // for concurrent use.
+//
+// The zero RoundRobin is not usable: make one with NewRoundRobin (a pick
+// by the zero value finds no server).
 type RoundRobin struct {
 	pool *Pool
 	next paddedCounter
@@ -119,6 +122,9 @@ func rotate(pool *Pool, st *poolState, order []int32, next *atomic.Uint64, i uin
 //
 // Unhealthy and draining servers are skipped: their turns go to the next
 // positions of the order. WeightedRoundRobin is safe for concurrent use.
+//
+// The zero WeightedRoundRobin is not usable: make one with
+// NewWeightedRoundRobin (a pick by the zero value finds no server).
 type WeightedRoundRobin struct {
 	pool *Pool
 	next paddedCounter

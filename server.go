@@ -41,12 +41,11 @@ type Server struct {
 	fails    atomic.Uint32 // consecutive failures seen by a Proxy
 	weight   atomic.Int32  // 0..MaxWeight; see SetWeight
 	failures atomic.Uint64
-	latency  atomic.Int64 // last DoneInfo.Duration, in nanoseconds
 	// latencySum is the total of the durations in hist, in nanoseconds,
 	// modulo 2^64: unsigned, so that it reaches the largest Duration (292
 	// years) long before it wraps.
 	latencySum atomic.Uint64
-	_          [cacheLine - 48]byte
+	_          [cacheLine - 40]byte
 
 	name     string
 	nameHash uint64       // hashString(name): the server's place in hashing
@@ -539,7 +538,7 @@ func (s *Server) acquire() bool {
 //
 //go:noinline
 func (s *Server) backOut() bool {
-	s.release(DoneInfo{Err: ErrNotUsed})
+	s.release(DoneInfo{Err: errNotUsed})
 	return false
 }
 
@@ -554,7 +553,7 @@ func (s *Server) backOut() bool {
 // at zero and does nothing, so the count is right again once s is idle.
 func (s *Server) release(info DoneInfo) {
 	delta := uint64(loadRelease) // one less in flight, one more completed
-	if info.Err == ErrNotUsed {
+	if info.Unused() {
 		delta = ^uint64(0) // one less in flight, no request counted
 	}
 	for {
@@ -570,14 +569,13 @@ func (s *Server) release(info DoneInfo) {
 			break
 		}
 	}
-	if info.Err == ErrNotUsed {
+	if info.Unused() {
 		return
 	}
-	if info.Err != nil || info.StatusCode >= 400 {
-		s.countError(info)
+	if (info.Err != nil || info.StatusCode >= 400) && s.countError(info) == classClientGone {
+		return // the request was cut short by its client: its time is not the server's
 	}
 	if d := int64(info.Duration); d > 0 {
-		s.latency.Store(d)
 		s.latencySum.Add(uint64(d))
 		s.hist.observe(d)
 	}
@@ -586,16 +584,17 @@ func (s *Server) release(info DoneInfo) {
 // countError counts a request that ended with an error or a status of 400
 // or more in its class, and as a failure unless it was the client's doing
 // or a 4xx. It is kept out of release, which is then small enough to stay
-// fast.
-func (s *Server) countError(info DoneInfo) {
+// fast. It returns the class.
+func (s *Server) countError(info DoneInfo) int {
 	c := errorClass(info)
 	if c == classNone {
-		return
+		return c
 	}
 	s.errs[c].Add(1)
 	if c != class4xx && c != classClientGone {
 		s.failures.Add(1)
 	}
+	return c
 }
 
 // extraDone reports a Done called with no request in flight on s, through
@@ -635,7 +634,7 @@ type Stats struct {
 	Reason string `json:"reason,omitempty"`
 	// Since is when the server entered State; zero if it has been in it
 	// since it was made.
-	Since time.Time `json:"since"`
+	Since time.Time `json:"since,omitzero"`
 	// EjectedUntil is when the server's ejection ends; zero when it is not
 	// ejected.
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
@@ -653,8 +652,6 @@ type Stats struct {
 	// status of 500 or more, unless the error was the client's doing
 	// (context.Canceled, [ErrClientBody]).
 	Failures uint64 `json:"failures"`
-	// LastLatency is the Duration of the last request that reported one.
-	LastLatency time.Duration `json:"last_latency_ns"`
 	// Errors counts the ended requests by class of error (see
 	// [ErrorCounts]). Transport, Timeout and Status5xx add up to Failures.
 	Errors ErrorCounts `json:"errors"`
@@ -676,21 +673,20 @@ func (s *Server) Stats() Stats {
 	load, flags := s.load.Load(), s.flags.Load()
 	ramp, _, _ := s.rampAt(time.Now().UnixNano()) // a read changes nothing
 	st := Stats{
-		Name:        s.name,
-		Weight:      int(s.weight.Load()),
-		Healthy:     flags&flagDown == 0,
-		Draining:    flags&flagDraining != 0,
-		Ejected:     flags&flagEjected != 0,
-		State:       stateOf(flags),
-		Ejections:   s.ev.ejections.Load(),
-		Ramp:        ramp,
-		InFlight:    inflight(load),
-		Requests:    load >> loadBits,
-		Failures:    s.failures.Load(),
-		LastLatency: time.Duration(s.latency.Load()),
-		Labels:      maps.Clone(s.labels),
-		Errors:      s.errorCounts(),
-		Retries:     s.retries.Load(),
+		Name:      s.name,
+		Weight:    int(s.weight.Load()),
+		Healthy:   flags&flagDown == 0,
+		Draining:  flags&flagDraining != 0,
+		Ejected:   flags&flagEjected != 0,
+		State:     stateOf(flags),
+		Ejections: s.ev.ejections.Load(),
+		Ramp:      ramp,
+		InFlight:  inflight(load),
+		Requests:  load >> loadBits,
+		Failures:  s.failures.Load(),
+		Labels:    maps.Clone(s.labels),
+		Errors:    s.errorCounts(),
+		Retries:   s.retries.Load(),
 	}
 	if s.latencySum.Load() != 0 {
 		var buf [histBuckets]Bucket

@@ -10,6 +10,8 @@ import (
 )
 
 // PoolStatus is the state of a pool as [StatusHandler] serves it.
+//
+// It is a plain value.
 type PoolStatus struct {
 	// Time is when the snapshot was taken, by the wall clock, as the
 	// times in each server's Stats are.

@@ -38,7 +38,7 @@ func TestStatusHandlerJSON(t *testing.T) {
 		Failures:  1,
 		Errors:    ErrorCounts{Status5xx: 1},
 		Servers: []Stats{
-			{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, State: "up", Ramp: 1, InFlight: 1, Requests: 1, Failures: 1, LastLatency: 3 * time.Millisecond,
+			{Name: "s0", URL: "http://10.0.0.1:80", Weight: 2, Healthy: true, State: "up", Ramp: 1, InFlight: 1, Requests: 1, Failures: 1,
 				// One duration of 3 ms, in the bucket (2621440, 3145728].
 				Errors: ErrorCounts{Status5xx: 1}, P50: 2883584, P90: 3093299, P99: 3140485},
 			{Name: "s1", URL: "http://10.0.0.2:80", Weight: 1, Healthy: false, State: "down", Reason: reasonMarkedDown, Ramp: 1},

@@ -55,6 +55,9 @@ var ErrTCPProxyClosed = errors.New("lb: TCP proxy closed")
 // move with splice(2) on Linux, without passing through user space.
 //
 // A TCPProxy is safe for concurrent use; it may serve several listeners.
+//
+// The zero TCPProxy is not usable: make one with NewTCPProxy (its Serve
+// returns an error).
 type TCPProxy struct {
 	bal    Balancer
 	o      tcpOptions
@@ -294,6 +297,9 @@ func NewTCPProxy(b Balancer, opts ...TCPOption) (*TCPProxy, error) {
 func (p *TCPProxy) Serve(ln net.Listener) error {
 	if ln == nil {
 		return errors.New("lb: TCPProxy.Serve: nil listener")
+	}
+	if p.bal == nil {
+		return errors.New("lb: TCPProxy.Serve: the TCPProxy was not made by NewTCPProxy")
 	}
 	p.mu.Lock()
 	if p.closed {
@@ -580,14 +586,14 @@ func (c *tcpConn) dial(client net.Addr) (net.Conn, PickResult, time.Duration, bo
 		}
 		if p.ctx.Err() != nil {
 			// Closing: the dial was cut short; nothing to learn.
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 			return nil, PickResult{}, 0, false
 		}
 		err = fmt.Errorf("lb: TCP dial %s: %w", s.Name(), err)
 		if localDialError(err) {
 			// The proxy's own shortage (as a flood of clients causes)
 			// says nothing about the server: no failure, no ejection.
-			res.Done(DoneInfo{Err: ErrNotUsed})
+			res.Cancel()
 		} else {
 			res.Done(DoneInfo{Err: err, Duration: time.Since(picked)})
 			p.observe(s, DoneInfo{Err: err})

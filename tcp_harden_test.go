@@ -88,7 +88,7 @@ func TestTCPProxyFallbackDrainRace(t *testing.T) {
 			bad++
 			continue
 		}
-		res.Done(DoneInfo{Err: ErrNotUsed})
+		res.Cancel()
 	}
 	close(stop)
 	<-flipped

@@ -149,7 +149,7 @@ func doneRecorder(b Balancer) (Balancer, <-chan DoneInfo) {
 		done := res.Done
 		res.Done = func(info DoneInfo) {
 			done(info)
-			if info.Err != ErrNotUsed {
+			if !info.Unused() {
 				ch <- info
 			}
 		}
