@@ -123,6 +123,9 @@ type Proxy struct {
 	via11     string // requests: "1.0 ", "1.1 " or "2 ", and the pseudonym
 	via2      string
 	budget    *retryBudget
+	// attemptPanicked is set once a panic of the attempt observer has been
+	// logged.
+	attemptPanicked atomic.Bool
 }
 
 // NewProxy returns a Proxy that sends each request to the server b picks.

@@ -3,6 +3,7 @@ package lb
 import (
 	"errors"
 	"net/http"
+	"runtime/debug"
 	"time"
 )
 
@@ -41,7 +42,8 @@ type Attempt struct {
 // around Done. It runs outside any lock, on the goroutine that serves the
 // request (or, for a connection a handler server took over, on the one that
 // closes it), and delays the proxy's answer or its next attempt while it
-// runs: it should be quick, and it must be safe for concurrent use. Without
+// runs: it should be quick, and it must be safe for concurrent use. A panic
+// in it is recovered (the first one logged), and the request goes on. Without
 // it, the proxy does no work for observation.
 func WithAttemptObserver(f func(Attempt)) ProxyOption {
 	return func(o *proxyOptions) error {
@@ -62,7 +64,7 @@ func (st *proxyState) attempted() {
 		st.res.Server.retries.Add(1)
 	}
 	if f := st.p.o.attempt; f != nil {
-		f(Attempt{
+		st.p.observeAttempt(f, Attempt{
 			Server:     st.res.Server,
 			Request:    st.in,
 			StatusCode: st.info.StatusCode,
@@ -72,4 +74,17 @@ func (st *proxyState) attempted() {
 			ClientGone: clientFault(st.info.Err),
 		})
 	}
+}
+
+// observeAttempt calls the attempt observer f with a. A panic in f is
+// recovered, so that it cannot take down the process from a goroutine that
+// closes a hijacked connection, and the first one is logged with its stack.
+func (p *Proxy) observeAttempt(f func(Attempt), a Attempt) {
+	defer func() {
+		if v := recover(); v != nil && p.attemptPanicked.CompareAndSwap(false, true) {
+			p.o.logger.Error("lb: the attempt observer panicked; later panics are not logged",
+				"panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	f(a)
 }
