@@ -155,7 +155,9 @@ const maxPendingEvents = 1 << 14
 // events.
 //
 // After stop returns, o is not called again, except in a call already
-// under way. stop may be called more than once, and from within o.
+// under way or about to begin (a delivery that checked o before stop): at
+// most one more call per pool. stop may be called more than once, and from
+// within o.
 func (p *Pool) Observe(o Observer) (stop func()) {
 	if o == nil {
 		return func() {}
