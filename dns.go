@@ -113,7 +113,8 @@ func DNSPort(port int) DNSOption {
 // lookup it waits interval plus a random part of jitter (uniform in [0,
 // jitter)), so that many instances started together do not query in step.
 // The default is 30 s with a jitter of a tenth of the interval. interval
-// must be above 0; jitter must be 0 or more and at most interval.
+// must be above 0; jitter must be 0 or more and at most interval, and their
+// sum must fit a [time.Duration].
 func DNSInterval(interval, jitter time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if interval <= 0 {
@@ -121,6 +122,9 @@ func DNSInterval(interval, jitter time.Duration) DNSOption {
 		}
 		if jitter < 0 || jitter > interval {
 			return fmt.Errorf("DNSInterval: jitter %v is not between 0 and the interval %v", jitter, interval)
+		}
+		if jitter > math.MaxInt64-interval {
+			return fmt.Errorf("DNSInterval: interval %v plus jitter %v is above the longest duration %v", interval, jitter, time.Duration(math.MaxInt64))
 		}
 		o.interval, o.jitter, o.jitterSet = interval, jitter, true
 		return nil
@@ -644,9 +648,11 @@ func (w *dnsWatcher) addServers(servers []*Server) {
 // newServer makes the server of r, with weight want (SRV).
 func (w *dnsWatcher) newServer(r *dnsRecord, want int, first bool) *Server {
 	raw := (&url.URL{Scheme: w.o.scheme, Host: r.addr.String()}).String()
-	opts := w.o.serverOpts
+	// The name is the URL whatever the options say: WatchDNS tells its
+	// servers apart by name.
+	opts := append(slices.Clip(w.o.serverOpts), WithName(raw))
 	if w.o.srv {
-		opts = append(slices.Clip(opts), WithWeight(want))
+		opts = append(opts, WithWeight(want))
 	}
 	s, err := NewServer(raw, opts...)
 	if err != nil {
