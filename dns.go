@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ const (
 	defaultDNSInterval = 30 * time.Second
 	defaultDNSTimeout  = 5 * time.Second
 	defaultDNSFailover = time.Second
+	defaultDNSMax      = 10_000
 )
 
 // A DNSOption configures [WatchDNS]. A nil option, or one given a bad
@@ -39,6 +41,7 @@ type dnsOptions struct {
 	failover   time.Duration
 	drainLimit time.Duration
 	slowStart  time.Duration
+	maxServers int
 	serverOpts []ServerOption
 	logger     *slog.Logger
 
@@ -205,6 +208,20 @@ func DNSServerOptions(opts ...ServerOption) DNSOption {
 	}
 }
 
+// DNSMaxServers bounds the addresses a lookup may give (with [DNSSRV], the
+// SRV targets too): an answer with more, from a broken or hostile DNS
+// server, fails the lookup as a timeout does, and the pool keeps its
+// servers. The default is 10,000; n must be at least 1.
+func DNSMaxServers(n int) DNSOption {
+	return func(o *dnsOptions) error {
+		if n < 1 {
+			return fmt.Errorf("DNSMaxServers: %d is not at least 1", n)
+		}
+		o.maxServers = n
+		return nil
+	}
+}
+
 // DNSLogger sets the logger of lookups that fail, bad records and changes
 // of the pool; the default is [slog.Default].
 func DNSLogger(l *slog.Logger) DNSOption {
@@ -308,14 +325,15 @@ func newDNSWatcher(pool *Pool, name string, opts []DNSOption) (*dnsWatcher, erro
 		return nil, errors.New(`lb: WatchDNS: empty name ""`)
 	}
 	o := dnsOptions{
-		resolver: net.DefaultResolver,
-		scheme:   "http",
-		interval: defaultDNSInterval,
-		timeout:  defaultDNSTimeout,
-		failover: defaultDNSFailover,
-		logger:   slog.Default(),
-		after:    time.After,
-		randN:    rand.IntN,
+		resolver:   net.DefaultResolver,
+		scheme:     "http",
+		interval:   defaultDNSInterval,
+		timeout:    defaultDNSTimeout,
+		failover:   defaultDNSFailover,
+		maxServers: defaultDNSMax,
+		logger:     slog.Default(),
+		after:      time.After,
+		randN:      rand.IntN,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -447,6 +465,9 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if len(ips) > w.o.maxServers {
+			return w.tooMany(len(ips))
+		}
 		for _, ip := range ips {
 			w.add(netip.AddrPortFrom(ip.Unmap(), uint16(w.o.port)), 0, 0)
 		}
@@ -473,6 +494,9 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 				targets = append(targets, r.Target)
 			}
 		}
+		if len(targets) > w.o.maxServers {
+			return w.tooMany(len(targets))
+		}
 		addrs, err := w.resolveTargets(ctx, targets)
 		if err != nil {
 			return err
@@ -481,6 +505,9 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 			i, ok := index[r.Target]
 			if !ok || r.Port == 0 {
 				continue
+			}
+			if n := len(w.next) + len(addrs[i]); n > w.o.maxServers {
+				return w.tooMany(n)
 			}
 			for _, ip := range addrs[i] {
 				w.add(netip.AddrPortFrom(ip.Unmap(), r.Port), r.Priority, max(int(r.Weight), 1))
@@ -498,6 +525,12 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 	return nil
 }
 
+// tooMany is the error of an answer of n addresses, above the bound.
+func (w *dnsWatcher) tooMany(n int) error {
+	w.next = w.next[:0]
+	return fmt.Errorf("the answer has %d addresses or more, above the maximum %d (DNSMaxServers)", n, w.o.maxServers)
+}
+
 // targetLookups bounds the lookups of SRV targets under way at once.
 const targetLookups = 16
 
@@ -509,14 +542,29 @@ func (w *dnsWatcher) resolveTargets(ctx context.Context, targets []string) ([][]
 	errs := make([]error, len(targets))
 	sem := make(chan struct{}, targetLookups)
 	var wg sync.WaitGroup
+	// The addresses found so far: past the bound, the lookups still to
+	// come are not made, and those under way are cut short.
+	var found atomic.Int64
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for i, target := range targets {
 		sem <- struct{}{}
+		if n := found.Load(); n > int64(w.o.maxServers) {
+			<-sem
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			addrs[i], errs[i] = w.o.resolver.LookupNetIP(ctx, "ip", target)
+			if found.Add(int64(len(addrs[i]))) > int64(w.o.maxServers) {
+				cancel()
+			}
 		})
 	}
 	wg.Wait()
+	if n := found.Load(); n > int64(w.o.maxServers) {
+		return nil, w.tooMany(int(n))
+	}
 	for i, err := range errs {
 		if err == nil {
 			continue
