@@ -167,7 +167,8 @@ func DNSFailoverCheck(d time.Duration) DNSOption {
 // still in flight on it (they are not cut: see [Pool.Remove]). With no
 // limit, the default, a drain waits for the last request in flight, or for
 // the end of WatchDNS's context. An address that comes back while its
-// server drains is added again once the drain has ended.
+// server drains calls the drain off: the server takes picks again, with
+// its state, and the pool's observers hear [EventDrainCanceled].
 func DNSDrainTimeout(d time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if d <= 0 {
@@ -248,7 +249,8 @@ func DNSLogger(l *slog.Logger) DNSOption {
 //     record's: a weight set by other hands is set back at the next lookup;
 //   - a server whose address has left the answer is drained ([Pool.Drain]):
 //     it takes no new request, and leaves the pool once its requests in
-//     flight have ended (see [DNSDrainTimeout]); no request is cut.
+//     flight have ended (see [DNSDrainTimeout]); no request is cut. If
+//     its address comes back first, the drain is called off.
 //
 // WatchDNS owns only the servers it has added: servers added to the pool by
 // other means are never changed or removed, and an address whose URL names
@@ -290,8 +292,8 @@ type dnsWatcher struct {
 	log  *slog.Logger
 
 	owned    map[netip.AddrPort]*dnsServer
-	draining map[netip.AddrPort]bool
-	drained  chan netip.AddrPort
+	draining map[netip.AddrPort]*dnsDrain
+	drained  chan drainEnd
 	wg       sync.WaitGroup
 
 	// last is the last good answer, sorted by priority; next is the
@@ -308,6 +310,22 @@ type dnsWatcher struct {
 type dnsServer struct {
 	s    *Server
 	seen uint64 // the last apply whose answer had it
+}
+
+// dnsDrain is the drain of a server whose address left the answer.
+type dnsDrain struct {
+	s      *Server
+	cancel chan struct{} // closed when the address comes back
+	done   chan struct{} // closed by the drain goroutine once it has ended
+	// canceled is set before done is closed: the drain was called off,
+	// and s is still in the pool.
+	canceled bool
+}
+
+// drainEnd is the end of a drain, as the drain goroutine reports it.
+type drainEnd struct {
+	addr netip.AddrPort
+	dr   *dnsDrain
 }
 
 // dnsRecord is one address of the answer.
@@ -366,8 +384,8 @@ func newDNSWatcher(pool *Pool, name string, opts []DNSOption) (*dnsWatcher, erro
 		o:         o,
 		log:       o.logger.With(slog.String("name", name)),
 		owned:     make(map[netip.AddrPort]*dnsServer),
-		draining:  make(map[netip.AddrPort]bool),
-		drained:   make(chan netip.AddrPort),
+		draining:  make(map[netip.AddrPort]*dnsDrain),
+		drained:   make(chan drainEnd),
 		conflicts: make(map[netip.AddrPort]bool),
 	}, nil
 }
@@ -394,9 +412,11 @@ func (w *dnsWatcher) run(ctx context.Context) {
 		case <-failover:
 			failover = nil
 			w.reapply()
-		case a := <-w.drained:
-			delete(w.draining, a)
-			w.reapply()
+		case end := <-w.drained:
+			if w.draining[end.addr] == end.dr { // else called off by apply
+				delete(w.draining, end.addr)
+				w.reapply()
+			}
 		}
 	}
 }
@@ -605,6 +625,10 @@ func (w *dnsWatcher) apply() {
 		if w.o.srv && r.prio != prio {
 			want = 0
 		}
+		if dr := w.draining[r.addr]; dr != nil {
+			w.callOff(r.addr, dr)
+			st = w.pool.load()
+		}
 		if d := w.owned[r.addr]; d != nil {
 			if st.byName[d.s.name] != d.s {
 				// Removed by someone else: forget it, add a new one.
@@ -619,9 +643,6 @@ func (w *dnsWatcher) apply() {
 				}
 				continue
 			}
-		}
-		if w.draining[r.addr] {
-			continue // added again once its drain has ended
 		}
 		s := w.newServer(r, want, first)
 		if s == nil {
@@ -660,12 +681,13 @@ func (w *dnsWatcher) apply() {
 		w.log.LogAttrs(context.Background(), slog.LevelInfo, "lb: DNS: server left the answer; draining it",
 			slog.String("server", d.s.name))
 		if d.s.InFlight() == 0 {
-			_ = finish(w.ctx) // idle: it leaves now
+			_ = finish(w.ctx, nil) // idle: it leaves now
 			continue
 		}
-		w.draining[a] = true
+		dr := &dnsDrain{s: d.s, cancel: make(chan struct{}), done: make(chan struct{})}
+		w.draining[a] = dr
 		w.wg.Add(1)
-		go w.drain(a, d.s, finish)
+		go w.drain(a, dr, finish)
 	}
 }
 
@@ -714,9 +736,25 @@ func (w *dnsWatcher) newServer(r *dnsRecord, want int, first bool) *Server {
 	return s
 }
 
-// drain finishes the drain of s, which left the answer, and reports when
-// it is done.
-func (w *dnsWatcher) drain(a netip.AddrPort, s *Server, finish func(context.Context) error) {
+// callOff calls off the drain of the server of a, whose address is back
+// in the answer, and waits for its goroutine to end. If the server was
+// still draining, it takes picks again and is owned again, with its state;
+// else it has left the pool, and a new server is made for a.
+func (w *dnsWatcher) callOff(a netip.AddrPort, dr *dnsDrain) {
+	close(dr.cancel)
+	<-dr.done
+	delete(w.draining, a)
+	if dr.canceled && w.pool.load().byName[dr.s.name] == dr.s {
+		w.owned[a] = &dnsServer{s: dr.s, seen: w.gen - 1}
+		w.log.LogAttrs(context.Background(), slog.LevelInfo, "lb: DNS: server back in the answer; drain called off",
+			slog.String("server", dr.s.name))
+	}
+}
+
+// drain finishes the drain of dr.s, whose address left the answer, or
+// calls it off when dr.cancel is closed, and reports when it is done.
+func (w *dnsWatcher) drain(a netip.AddrPort, dr *dnsDrain, finish func(context.Context, <-chan struct{}) error) {
+	s := dr.s
 	defer w.wg.Done()
 	ctx := w.ctx
 	if w.o.drainLimit > 0 {
@@ -724,12 +762,15 @@ func (w *dnsWatcher) drain(a netip.AddrPort, s *Server, finish func(context.Cont
 		ctx, cancel = context.WithTimeout(ctx, w.o.drainLimit)
 		defer cancel()
 	}
-	if err := finish(ctx); err != nil && !errors.Is(err, ErrUnknownServer) && w.ctx.Err() == nil {
+	err := finish(ctx, dr.cancel)
+	dr.canceled = errors.Is(err, errDrainCanceled)
+	close(dr.done)
+	if err != nil && !dr.canceled && !errors.Is(err, ErrUnknownServer) && w.ctx.Err() == nil {
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "lb: DNS: drain ended early; the server left the pool",
 			slog.String("server", s.name), slog.String("error", err.Error()))
 	}
 	select {
-	case w.drained <- a:
+	case w.drained <- drainEnd{addr: a, dr: dr}:
 	case <-w.ctx.Done():
 	}
 }
@@ -746,7 +787,7 @@ func (w *dnsWatcher) activePriority() uint16 {
 		r := &w.last[i]
 		d := w.owned[r.addr]
 		if d == nil {
-			if !w.draining[r.addr] && !w.conflicts[r.addr] {
+			if w.draining[r.addr] == nil && !w.conflicts[r.addr] {
 				return r.prio // about to be added, healthy unless WithDown
 			}
 			continue
