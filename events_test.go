@@ -91,7 +91,7 @@ func TestEventKindString(t *testing.T) {
 		EventEjected: "ejected", EventReadmitted: "readmitted", EventSlowStartBegan: "slow-start-began",
 		EventSlowStartEnded: "slow-start-ended", EventDiscoveryFailed: "discovery-failed",
 		EventDrainCanceled: "drain-canceled",
-		0: "EventKind(0)", -1: "EventKind(-1)", EventDrainCanceled + 1: "EventKind(14)",
+		0:                  "EventKind(0)", -1: "EventKind(-1)", EventDrainCanceled + 1: "EventKind(14)",
 	}
 	for k, name := range want {
 		assert.Equal(t, name, k.String())
