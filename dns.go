@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ const (
 	defaultDNSInterval = 30 * time.Second
 	defaultDNSTimeout  = 5 * time.Second
 	defaultDNSFailover = time.Second
+	defaultDNSMax      = 10_000
 )
 
 // A DNSOption configures [WatchDNS]. A nil option, or one given a bad
@@ -39,6 +41,7 @@ type dnsOptions struct {
 	failover   time.Duration
 	drainLimit time.Duration
 	slowStart  time.Duration
+	maxServers int
 	serverOpts []ServerOption
 	logger     *slog.Logger
 
@@ -113,7 +116,8 @@ func DNSPort(port int) DNSOption {
 // lookup it waits interval plus a random part of jitter (uniform in [0,
 // jitter)), so that many instances started together do not query in step.
 // The default is 30 s with a jitter of a tenth of the interval. interval
-// must be above 0; jitter must be 0 or more and at most interval.
+// must be above 0; jitter must be 0 or more and at most interval, and their
+// sum must fit a [time.Duration].
 func DNSInterval(interval, jitter time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if interval <= 0 {
@@ -121,6 +125,9 @@ func DNSInterval(interval, jitter time.Duration) DNSOption {
 		}
 		if jitter < 0 || jitter > interval {
 			return fmt.Errorf("DNSInterval: jitter %v is not between 0 and the interval %v", jitter, interval)
+		}
+		if jitter > math.MaxInt64-interval {
+			return fmt.Errorf("DNSInterval: interval %v plus jitter %v is above the longest duration %v", interval, jitter, time.Duration(math.MaxInt64))
 		}
 		o.interval, o.jitter, o.jitterSet = interval, jitter, true
 		return nil
@@ -160,7 +167,8 @@ func DNSFailoverCheck(d time.Duration) DNSOption {
 // still in flight on it (they are not cut: see [Pool.Remove]). With no
 // limit, the default, a drain waits for the last request in flight, or for
 // the end of WatchDNS's context. An address that comes back while its
-// server drains is added again once the drain has ended.
+// server drains calls the drain off: the server takes picks again, with
+// its state, and the pool's observers hear [EventDrainCanceled].
 func DNSDrainTimeout(d time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if d <= 0 {
@@ -201,6 +209,20 @@ func DNSServerOptions(opts ...ServerOption) DNSOption {
 	}
 }
 
+// DNSMaxServers bounds the addresses a lookup may give (with [DNSSRV], the
+// SRV targets too): an answer with more, from a broken or hostile DNS
+// server, fails the lookup as a timeout does, and the pool keeps its
+// servers. The default is 10,000; n must be at least 1.
+func DNSMaxServers(n int) DNSOption {
+	return func(o *dnsOptions) error {
+		if n < 1 {
+			return fmt.Errorf("DNSMaxServers: %d is not at least 1", n)
+		}
+		o.maxServers = n
+		return nil
+	}
+}
+
 // DNSLogger sets the logger of lookups that fail, bad records and changes
 // of the pool; the default is [slog.Default].
 func DNSLogger(l *slog.Logger) DNSOption {
@@ -227,7 +249,8 @@ func DNSLogger(l *slog.Logger) DNSOption {
 //     record's: a weight set by other hands is set back at the next lookup;
 //   - a server whose address has left the answer is drained ([Pool.Drain]):
 //     it takes no new request, and leaves the pool once its requests in
-//     flight have ended (see [DNSDrainTimeout]); no request is cut.
+//     flight have ended (see [DNSDrainTimeout]); no request is cut. If
+//     its address comes back first, the drain is called off.
 //
 // WatchDNS owns only the servers it has added: servers added to the pool by
 // other means are never changed or removed, and an address whose URL names
@@ -269,8 +292,8 @@ type dnsWatcher struct {
 	log  *slog.Logger
 
 	owned    map[netip.AddrPort]*dnsServer
-	draining map[netip.AddrPort]bool
-	drained  chan netip.AddrPort
+	draining map[netip.AddrPort]*dnsDrain
+	drained  chan drainEnd
 	wg       sync.WaitGroup
 
 	// last is the last good answer, sorted by priority; next is the
@@ -289,6 +312,22 @@ type dnsServer struct {
 	seen uint64 // the last apply whose answer had it
 }
 
+// dnsDrain is the drain of a server whose address left the answer.
+type dnsDrain struct {
+	s      *Server
+	cancel chan struct{} // closed when the address comes back
+	done   chan struct{} // closed by the drain goroutine once it has ended
+	// canceled is set before done is closed: the drain was called off,
+	// and s is still in the pool.
+	canceled bool
+}
+
+// drainEnd is the end of a drain, as the drain goroutine reports it.
+type drainEnd struct {
+	addr netip.AddrPort
+	dr   *dnsDrain
+}
+
 // dnsRecord is one address of the answer.
 type dnsRecord struct {
 	addr   netip.AddrPort
@@ -304,14 +343,15 @@ func newDNSWatcher(pool *Pool, name string, opts []DNSOption) (*dnsWatcher, erro
 		return nil, errors.New(`lb: WatchDNS: empty name ""`)
 	}
 	o := dnsOptions{
-		resolver: net.DefaultResolver,
-		scheme:   "http",
-		interval: defaultDNSInterval,
-		timeout:  defaultDNSTimeout,
-		failover: defaultDNSFailover,
-		logger:   slog.Default(),
-		after:    time.After,
-		randN:    rand.IntN,
+		resolver:   net.DefaultResolver,
+		scheme:     "http",
+		interval:   defaultDNSInterval,
+		timeout:    defaultDNSTimeout,
+		failover:   defaultDNSFailover,
+		maxServers: defaultDNSMax,
+		logger:     slog.Default(),
+		after:      time.After,
+		randN:      rand.IntN,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -344,8 +384,8 @@ func newDNSWatcher(pool *Pool, name string, opts []DNSOption) (*dnsWatcher, erro
 		o:         o,
 		log:       o.logger.With(slog.String("name", name)),
 		owned:     make(map[netip.AddrPort]*dnsServer),
-		draining:  make(map[netip.AddrPort]bool),
-		drained:   make(chan netip.AddrPort),
+		draining:  make(map[netip.AddrPort]*dnsDrain),
+		drained:   make(chan drainEnd),
 		conflicts: make(map[netip.AddrPort]bool),
 	}, nil
 }
@@ -372,9 +412,11 @@ func (w *dnsWatcher) run(ctx context.Context) {
 		case <-failover:
 			failover = nil
 			w.reapply()
-		case a := <-w.drained:
-			delete(w.draining, a)
-			w.reapply()
+		case end := <-w.drained:
+			if w.draining[end.addr] == end.dr { // else called off by apply
+				delete(w.draining, end.addr)
+				w.reapply()
+			}
 		}
 	}
 }
@@ -443,6 +485,9 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if len(ips) > w.o.maxServers {
+			return w.tooMany(len(ips))
+		}
 		for _, ip := range ips {
 			w.add(netip.AddrPortFrom(ip.Unmap(), uint16(w.o.port)), 0, 0)
 		}
@@ -469,6 +514,9 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 				targets = append(targets, r.Target)
 			}
 		}
+		if len(targets) > w.o.maxServers {
+			return w.tooMany(len(targets))
+		}
 		addrs, err := w.resolveTargets(ctx, targets)
 		if err != nil {
 			return err
@@ -477,6 +525,9 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 			i, ok := index[r.Target]
 			if !ok || r.Port == 0 {
 				continue
+			}
+			if n := len(w.next) + len(addrs[i]); n > w.o.maxServers {
+				return w.tooMany(n)
 			}
 			for _, ip := range addrs[i] {
 				w.add(netip.AddrPortFrom(ip.Unmap(), r.Port), r.Priority, max(int(r.Weight), 1))
@@ -494,6 +545,12 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 	return nil
 }
 
+// tooMany is the error of an answer of n addresses, above the bound.
+func (w *dnsWatcher) tooMany(n int) error {
+	w.next = w.next[:0]
+	return fmt.Errorf("the answer has %d addresses or more, above the maximum %d (DNSMaxServers)", n, w.o.maxServers)
+}
+
 // targetLookups bounds the lookups of SRV targets under way at once.
 const targetLookups = 16
 
@@ -505,14 +562,29 @@ func (w *dnsWatcher) resolveTargets(ctx context.Context, targets []string) ([][]
 	errs := make([]error, len(targets))
 	sem := make(chan struct{}, targetLookups)
 	var wg sync.WaitGroup
+	// The addresses found so far: past the bound, the lookups still to
+	// come are not made, and those under way are cut short.
+	var found atomic.Int64
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for i, target := range targets {
 		sem <- struct{}{}
+		if n := found.Load(); n > int64(w.o.maxServers) {
+			<-sem
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			addrs[i], errs[i] = w.o.resolver.LookupNetIP(ctx, "ip", target)
+			if found.Add(int64(len(addrs[i]))) > int64(w.o.maxServers) {
+				cancel()
+			}
 		})
 	}
 	wg.Wait()
+	if n := found.Load(); n > int64(w.o.maxServers) {
+		return nil, w.tooMany(int(n))
+	}
 	for i, err := range errs {
 		if err == nil {
 			continue
@@ -553,6 +625,10 @@ func (w *dnsWatcher) apply() {
 		if w.o.srv && r.prio != prio {
 			want = 0
 		}
+		if dr := w.draining[r.addr]; dr != nil {
+			w.callOff(r.addr, dr)
+			st = w.pool.load()
+		}
 		if d := w.owned[r.addr]; d != nil {
 			if st.byName[d.s.name] != d.s {
 				// Removed by someone else: forget it, add a new one.
@@ -567,9 +643,6 @@ func (w *dnsWatcher) apply() {
 				}
 				continue
 			}
-		}
-		if w.draining[r.addr] {
-			continue // added again once its drain has ended
 		}
 		s := w.newServer(r, want, first)
 		if s == nil {
@@ -608,12 +681,13 @@ func (w *dnsWatcher) apply() {
 		w.log.LogAttrs(context.Background(), slog.LevelInfo, "lb: DNS: server left the answer; draining it",
 			slog.String("server", d.s.name))
 		if d.s.InFlight() == 0 {
-			_ = finish(w.ctx) // idle: it leaves now
+			_ = finish(w.ctx, nil) // idle: it leaves now
 			continue
 		}
-		w.draining[a] = true
+		dr := &dnsDrain{s: d.s, cancel: make(chan struct{}), done: make(chan struct{})}
+		w.draining[a] = dr
 		w.wg.Add(1)
-		go w.drain(a, d.s, finish)
+		go w.drain(a, dr, finish)
 	}
 }
 
@@ -644,9 +718,11 @@ func (w *dnsWatcher) addServers(servers []*Server) {
 // newServer makes the server of r, with weight want (SRV).
 func (w *dnsWatcher) newServer(r *dnsRecord, want int, first bool) *Server {
 	raw := (&url.URL{Scheme: w.o.scheme, Host: r.addr.String()}).String()
-	opts := w.o.serverOpts
+	// The name is the URL whatever the options say: WatchDNS tells its
+	// servers apart by name.
+	opts := append(slices.Clip(w.o.serverOpts), WithName(raw))
 	if w.o.srv {
-		opts = append(slices.Clip(opts), WithWeight(want))
+		opts = append(opts, WithWeight(want))
 	}
 	s, err := NewServer(raw, opts...)
 	if err != nil {
@@ -660,9 +736,25 @@ func (w *dnsWatcher) newServer(r *dnsRecord, want int, first bool) *Server {
 	return s
 }
 
-// drain finishes the drain of s, which left the answer, and reports when
-// it is done.
-func (w *dnsWatcher) drain(a netip.AddrPort, s *Server, finish func(context.Context) error) {
+// callOff calls off the drain of the server of a, whose address is back
+// in the answer, and waits for its goroutine to end. If the server was
+// still draining, it takes picks again and is owned again, with its state;
+// else it has left the pool, and a new server is made for a.
+func (w *dnsWatcher) callOff(a netip.AddrPort, dr *dnsDrain) {
+	close(dr.cancel)
+	<-dr.done
+	delete(w.draining, a)
+	if dr.canceled && w.pool.load().byName[dr.s.name] == dr.s {
+		w.owned[a] = &dnsServer{s: dr.s, seen: w.gen - 1}
+		w.log.LogAttrs(context.Background(), slog.LevelInfo, "lb: DNS: server back in the answer; drain called off",
+			slog.String("server", dr.s.name))
+	}
+}
+
+// drain finishes the drain of dr.s, whose address left the answer, or
+// calls it off when dr.cancel is closed, and reports when it is done.
+func (w *dnsWatcher) drain(a netip.AddrPort, dr *dnsDrain, finish func(context.Context, <-chan struct{}) error) {
+	s := dr.s
 	defer w.wg.Done()
 	ctx := w.ctx
 	if w.o.drainLimit > 0 {
@@ -670,12 +762,15 @@ func (w *dnsWatcher) drain(a netip.AddrPort, s *Server, finish func(context.Cont
 		ctx, cancel = context.WithTimeout(ctx, w.o.drainLimit)
 		defer cancel()
 	}
-	if err := finish(ctx); err != nil && !errors.Is(err, ErrUnknownServer) && w.ctx.Err() == nil {
+	err := finish(ctx, dr.cancel)
+	dr.canceled = errors.Is(err, errDrainCanceled)
+	close(dr.done)
+	if err != nil && !dr.canceled && !errors.Is(err, ErrUnknownServer) && w.ctx.Err() == nil {
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "lb: DNS: drain ended early; the server left the pool",
 			slog.String("server", s.name), slog.String("error", err.Error()))
 	}
 	select {
-	case w.drained <- a:
+	case w.drained <- drainEnd{addr: a, dr: dr}:
 	case <-w.ctx.Done():
 	}
 }
@@ -692,7 +787,7 @@ func (w *dnsWatcher) activePriority() uint16 {
 		r := &w.last[i]
 		d := w.owned[r.addr]
 		if d == nil {
-			if !w.draining[r.addr] && !w.conflicts[r.addr] {
+			if w.draining[r.addr] == nil && !w.conflicts[r.addr] {
 				return r.prio // about to be added, healthy unless WithDown
 			}
 			continue

@@ -61,6 +61,11 @@ const (
 	// pool kept its last good set of servers. Server is nil; Err is the
 	// lookup's error.
 	EventDiscoveryFailed
+	// EventDrainCanceled: the drain of Server was called off before it
+	// went idle, and it takes picks again: [WatchDNS] does so when the
+	// address of a server it drains comes back in the answer. No
+	// EventDrained or EventRemoved follows.
+	EventDrainCanceled
 )
 
 var eventKindNames = [...]string{
@@ -76,6 +81,7 @@ var eventKindNames = [...]string{
 	EventSlowStartBegan:  "slow-start-began",
 	EventSlowStartEnded:  "slow-start-ended",
 	EventDiscoveryFailed: "discovery-failed",
+	EventDrainCanceled:   "drain-canceled",
 }
 
 // String returns the kind's name, such as "added" or "slow-start-began",
@@ -523,6 +529,15 @@ func (s *Server) startDrain(p *Pool) bool {
 	})
 	p.obs.deliver()
 	return changed
+}
+
+// cancelDrain clears the draining mark of s, whose drain from p is called
+// off, and reports it to p's observers.
+func (s *Server) cancelDrain(p *Pool) {
+	s.change(p, func(*serverEvents, time.Time) (Event, bool) {
+		return Event{Kind: EventDrainCanceled}, s.clearFlag(flagDraining)
+	})
+	p.obs.deliver()
 }
 
 // endDrain clears the draining mark of s; the event that ends a drain

@@ -90,7 +90,8 @@ func TestEventKindString(t *testing.T) {
 		EventDraining: "draining", EventDrained: "drained", EventUp: "up", EventDown: "down",
 		EventEjected: "ejected", EventReadmitted: "readmitted", EventSlowStartBegan: "slow-start-began",
 		EventSlowStartEnded: "slow-start-ended", EventDiscoveryFailed: "discovery-failed",
-		0: "EventKind(0)", -1: "EventKind(-1)", EventDiscoveryFailed + 1: "EventKind(13)",
+		EventDrainCanceled: "drain-canceled",
+		0:                  "EventKind(0)", -1: "EventKind(-1)", EventDrainCanceled + 1: "EventKind(14)",
 	}
 	for k, name := range want {
 		assert.Equal(t, name, k.String())

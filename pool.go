@@ -22,6 +22,9 @@ var ErrUnknownServer = errors.New("lb: server not in pool")
 // errDraining is the error of a Drain of a server already being drained.
 var errDraining = errors.New("already draining")
 
+// errDrainCanceled is the error of a drain called off (see beginDrain).
+var errDrainCanceled = errors.New("drain called off")
+
 // Pool is the live set of servers that balancers choose from. It may change
 // at any time while traffic flows: Add, Remove and Update are safe to call
 // concurrently with Pick.
@@ -336,13 +339,16 @@ func (p *Pool) Drain(ctx context.Context, s *Server) error {
 	if err != nil {
 		return err
 	}
-	return finish(ctx)
+	return finish(ctx, nil)
 }
 
 // beginDrain is the first half of Drain: once it has returned, balancers
 // no longer pick s. finish is the second half: it waits for s to go idle
-// or for ctx, and removes s.
-func (p *Pool) beginDrain(s *Server) (finish func(ctx context.Context) error, err error) {
+// or for ctx, and removes s. If cancel is closed first, with requests
+// still in flight, the drain is called off instead: s stays in the pool,
+// is picked again, and the pool's observers hear [EventDrainCanceled];
+// finish then returns errDrainCanceled.
+func (p *Pool) beginDrain(s *Server) (finish func(ctx context.Context, cancel <-chan struct{}) error, err error) {
 	if s == nil || p.Server(s.name) != s {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownServer, s)
 	}
@@ -353,11 +359,15 @@ func (p *Pool) beginDrain(s *Server) (finish func(ctx context.Context) error, er
 	// is read after ch is in place, so neither side can miss the other.
 	ch := make(chan struct{})
 	s.idle.Store(&ch)
-	return func(ctx context.Context) error {
+	return func(ctx context.Context, cancel <-chan struct{}) error {
 		var err error
 		if s.InFlight() > 0 {
 			select {
 			case <-ch:
+			case <-cancel:
+				s.idle.CompareAndSwap(&ch, nil)
+				s.cancelDrain(p)
+				return errDrainCanceled
 			case <-ctx.Done():
 				err = fmt.Errorf("lb: drain %q: %d requests still in flight: %w", s.name, s.InFlight(), ctx.Err())
 			}

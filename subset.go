@@ -94,6 +94,11 @@ const subsetSeed = 0x5b5e7c0de1a5e7
 // subset. The servers are the source pool's own (the same *Server values),
 // so their state and counters are shared with it.
 //
+// Servers of weight 0 in the source take no place in the subset: the
+// subset is drawn from the others (as [SubsetOf] would from them), and
+// drawn again when a weight changes, so that every instance gets size
+// servers that can take picks.
+//
 // The subset pool follows the source from a goroutine, a moment after each
 // change; until then, a server just removed from the source may still be
 // picked from the subset (a server being drained is not: draining is a
@@ -133,7 +138,10 @@ func NewSubset(src *Pool, instance, instances, size int) (*Subset, error) {
 // returns the channel that tells of the source's next change.
 func (sub *Subset) refresh() <-chan struct{} {
 	changed := sub.src.Changed()
-	servers := subsetOf(sub.src.Servers(), sub.instance, sub.instances, sub.size)
+	// Servers of weight 0 take no picks (the backup priorities of
+	// DNSSRV, a server set to 0): a place in the subset would be lost
+	// on them. The snapshot's active members are the others.
+	servers := subsetOf(sub.src.load().active, sub.instance, sub.instances, sub.size)
 	// Updated even when the members are the same, so that what the
 	// balancers derive from the members (weights) is built afresh too.
 	// The servers come from a pool, so they are neither nil nor of
