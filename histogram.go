@@ -156,11 +156,12 @@ func octIndex(b time.Duration) int {
 // Each bucket of h is counted in the first octave whose bound is at or
 // above its own, so for a Histogram from [Server.Latency] the merge is
 // exact: every octave bound is a bound of h. Count and Sum are unchanged,
-// as is the total of the counts. The price is precision: an octave is as
-// wide as its lower bound, so [Histogram.Quantile] of the result is off by
-// less than its true value (rather than a quarter of it), still in the
-// octave that holds the true value. Octaves of the zero Histogram has the
-// 22 buckets, all empty. It allocates the result's buckets.
+// as is the total of the counts. The price is precision: an octave is at
+// most as wide as its lower bound, so [Histogram.Quantile] of the result,
+// which lies in the octave that holds the true value, is off by less than
+// the true value above 65.536 µs (rather than a quarter of it). Octaves of
+// the zero Histogram has the 22 buckets, all empty. It allocates the
+// result's buckets.
 func (h Histogram) Octaves() Histogram {
 	return h.octavesInto(make([]Bucket, octBuckets))
 }
