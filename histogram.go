@@ -105,6 +105,78 @@ func (s *Server) latencyInto(buf []Bucket) Histogram {
 	return h
 }
 
+// The octaves of [Histogram.Octaves]: one bucket to each doubling, whose
+// upper bounds are the powers of two nanoseconds from 2^16 to 2^35, then
+// the last finite bound of the histogram, then the overflow bucket.
+const (
+	// octFirst is k of the first octave's bound, 2^k ns (65.536 µs).
+	octFirst = 16
+	// octLast is k of the last power-of-two bound, 2^k ns (34.36 s).
+	octLast = 35
+	// octBuckets is the number of octaves, the overflow bucket included.
+	octBuckets = octLast - octFirst + 3
+)
+
+// octBound returns the upper bound of octave i.
+func octBound(i int) time.Duration {
+	switch {
+	case i < octBuckets-2:
+		return 1 << (octFirst + i)
+	case i == octBuckets-2:
+		return histBound(histBuckets - 2)
+	}
+	return math.MaxInt64
+}
+
+// octIndex returns the octave whose upper bound is the least at or above
+// the bound b.
+func octIndex(b time.Duration) int {
+	if b <= 1<<octFirst {
+		return 0
+	}
+	k := bits.Len64(uint64(b - 1)) // 2^(k-1) < b ≤ 2^k
+	switch {
+	case k <= octLast:
+		return k - octFirst
+	case b <= histBound(histBuckets-2):
+		return octBuckets - 2
+	}
+	return octBuckets - 1
+}
+
+// Octaves returns h with its buckets merged into one to each doubling of
+// the duration: their upper bounds are the powers of two nanoseconds from
+// 65.536 µs (2^16 ns) to 34.36 s (2^35 ns), then 60.13 s (1.75·2^35 ns,
+// the last finite bound of [Server.Latency]), then [math.MaxInt64]; 22
+// buckets in all. It is for exports where the 83 buckets of a server's
+// histogram make too many series, as the metrics of [MetricsHandler] and
+// of the prometheus and otel modules, which export the Octaves of each
+// server's Latency.
+//
+// Each bucket of h is counted in the first octave whose bound is at or
+// above its own, so for a Histogram from [Server.Latency] the merge is
+// exact: every octave bound is a bound of h. Count and Sum are unchanged,
+// as is the total of the counts. The price is precision: an octave is at
+// most as wide as its lower bound, so [Histogram.Quantile] of the result,
+// which lies in the octave that holds the true value, is off by less than
+// the true value above 65.536 µs (rather than a quarter of it). Octaves of
+// the zero Histogram has the 22 buckets, all empty. It allocates the
+// result's buckets.
+func (h Histogram) Octaves() Histogram {
+	return h.octavesInto(make([]Bucket, octBuckets))
+}
+
+// octavesInto is Octaves with its buckets in buf, of length octBuckets.
+func (h Histogram) octavesInto(buf []Bucket) Histogram {
+	for i := range buf {
+		buf[i] = Bucket{UpperBound: octBound(i)}
+	}
+	for _, b := range h.Buckets {
+		buf[octIndex(b.UpperBound)].Count += b.Count
+	}
+	return Histogram{Count: h.Count, Sum: h.Sum, Buckets: buf}
+}
+
 // Quantile returns an estimate of the q-quantile of the observed durations
 // (q = 0.99 for the 99th percentile): it finds the bucket that holds it and
 // interpolates linearly between that bucket's bounds, as Prometheus's

@@ -39,7 +39,14 @@ var serverStates = [...]string{"up", "down", "ejected", "draining"}
 //	                                  0 for the others
 //	lb_ejections_total                counter
 //	lb_retries_total                  counter: attempts that were retries
-//	lb_request_duration_seconds       histogram of [Server.Latency]
+//	lb_request_duration_seconds       histogram: 22 buckets, one to each
+//	                                  doubling of the duration
+//
+// The histogram is the [Histogram.Octaves] of [Server.Latency]: its
+// buckets end at 2^16 ns (65.536 µs), 2^17 ns, ... 2^35 ns (34.36 s),
+// 60.13 s and +Inf, rather than at the 83 bounds of Server.Latency, which
+// would make 83 series for each server; its sum and count are those of
+// Server.Latency.
 //
 // A server that belongs to several of pools is shown once. Servers are
 // told apart by name: of two different servers with one name (in two
@@ -94,14 +101,16 @@ type serverMetrics struct {
 	latency Histogram
 }
 
-// metricsOf reads the figures of s.
-func metricsOf(s *Server) serverMetrics {
+// metricsOf reads the figures of s: its latency histogram read into
+// scratch (of length histBuckets) and merged into octaves (of length
+// octBuckets), which the result keeps.
+func metricsOf(s *Server, scratch, octaves []Bucket) serverMetrics {
 	st := s.Stats()
 	e := st.Errors
 	return serverMetrics{
 		Stats:   st,
 		errors:  [...]uint64{e.Transport, e.Timeout, e.Status5xx, e.Status4xx, e.ClientGone},
-		latency: s.Latency(),
+		latency: s.latencyInto(scratch).octavesInto(octaves),
 	}
 }
 
@@ -114,8 +123,10 @@ const metricsChunk = 32 << 10
 // went away) it writes nothing more.
 func writeMetrics(w io.Writer, servers []*Server) {
 	ms := make([]serverMetrics, len(servers))
+	var scratch [histBuckets]Bucket
+	octaves := make([]Bucket, len(servers)*octBuckets) // one allocation for all
 	for i, s := range servers {
-		ms[i] = metricsOf(s)
+		ms[i] = metricsOf(s, scratch[:], octaves[i*octBuckets:(i+1)*octBuckets])
 	}
 	b := make([]byte, 0, metricsChunk+4<<10)
 	var err error

@@ -83,13 +83,15 @@ func TestMetricsHandlerLines(t *testing.T) {
 		`lb_request_errors_total{server="o\"dd\\na\nme",class="transport"} 1`,
 		`lb_ejections_total{server="alpha"} 0`,
 		`lb_retries_total{server="alpha"} 0`,
-		// 1 ms falls in (0.917504 ms, 1.048576 ms], 3 ms in
-		// (2.62144 ms, 3.145728 ms].
-		`lb_request_duration_seconds_bucket{server="alpha",le="4.9152e-05"} 0`,
-		`lb_request_duration_seconds_bucket{server="alpha",le="0.000917504"} 0`,
+		// One bucket to each doubling (Histogram.Octaves): 1 ms falls
+		// in (0.524288 ms, 1.048576 ms], 3 ms in (2.097152 ms,
+		// 4.194304 ms].
+		`lb_request_duration_seconds_bucket{server="alpha",le="6.5536e-05"} 0`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="0.000524288"} 0`,
 		`lb_request_duration_seconds_bucket{server="alpha",le="0.001048576"} 1`,
-		`lb_request_duration_seconds_bucket{server="alpha",le="0.00262144"} 1`,
-		`lb_request_duration_seconds_bucket{server="alpha",le="0.003145728"} 2`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="0.002097152"} 1`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="0.004194304"} 2`,
+		`lb_request_duration_seconds_bucket{server="alpha",le="34.359738368"} 2`,
 		`lb_request_duration_seconds_bucket{server="alpha",le="60.129542144"} 2`,
 		`lb_request_duration_seconds_bucket{server="alpha",le="+Inf"} 2`,
 		`lb_request_duration_seconds_sum{server="alpha"} 0.004`,
@@ -108,14 +110,15 @@ func TestMetricsHandlerLines(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, n, "alpha, in both pools, is shown once")
-	// Every bucket of the server's histogram, the last one as +Inf.
+	// Every octave of the server's histogram, the last one as +Inf.
 	n = 0
 	for _, line := range lines {
 		if strings.HasPrefix(line, `lb_request_duration_seconds_bucket{server="alpha",`) {
 			n++
 		}
 	}
-	assert.Equal(t, len(a.Latency().Buckets), n)
+	assert.Equal(t, len(a.Latency().Octaves().Buckets), n)
+	assert.Equal(t, 22, n)
 }
 
 func TestMetricsHandlerFamilies(t *testing.T) {

@@ -179,7 +179,7 @@ func TestRegisterManualReader(t *testing.T) {
 	for _, p := range hist.DataPoints {
 		name, _ := p.Attributes.Value(ServerKey)
 		assert.Len(t, p.BucketCounts, len(p.Bounds)+1)
-		assert.Len(t, p.Bounds, len(ok.Latency().Buckets)-1, "every finite bound of lb's histogram")
+		assert.Len(t, p.Bounds, len(ok.Latency().Octaves().Buckets)-1, "every finite bound of the octaves of lb's histogram")
 		var total uint64
 		for _, c := range p.BucketCounts {
 			total += c

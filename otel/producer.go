@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/balancekit/lb"
@@ -18,27 +19,45 @@ import (
 // seconds with the attribute lb.server.name, to the SDK reader it is given
 // to with [sdkmetric.WithProducer].
 //
+// The histogram is the [lb.Histogram.Octaves] of [lb.Server.Latency]: 22
+// buckets, one to each doubling of the duration, whose bounds are 2^16 ns
+// (65.536 µs), 2^17 ns, ... 2^35 ns (34.36 s) and 60.13 s (and one above),
+// rather than the 83 buckets of Server.Latency; its sum and count are
+// those of Server.Latency.
+//
 // Why a Producer: the metrics API has observable counters and gauges but
 // no observable histogram, and a synchronous histogram would have to be
 // recorded on every request, by a hook on the hot path that only proxied
 // traffic goes through, into buckets of its own that would disagree with
 // [lb.Server.Latency] (which the status page and the Prometheus metrics
-// read). A Producer hands the reader the histogram lb already keeps, as it
-// is, at no cost per request; it is the SDK's way to bring in metrics kept
+// read). A Producer hands the reader the histogram lb already keeps, at
+// no cost per request; it is the SDK's way to bring in metrics kept
 // elsewhere. The price is that it works with the OpenTelemetry SDK (sdk/metric)
 // only, not with another implementation of the API.
 //
-// The start time of every series is when the Producer was made. A server
-// that belongs to several of the pools is exported once; of two different
-// servers with one name, only the first, in the order of the pools, is. A
-// name that is not valid UTF-8 is exported with U+FFFD for each run of bad
-// bytes.
+// The start time of a server's series is when the Producer first found
+// that *lb.Server in the pools: when the Producer was made for the servers
+// the pools held then, else the Produce that first exported it. A server
+// replaced by a new *lb.Server of the same name, whose counts start again
+// from zero, so gets a new start time, which tells the backend that the
+// series was reset. The Producer forgets a server at the first Produce
+// that no longer exports it; if it comes back, its series gets a new start
+// time (though its counts go on from where they were).
+//
+// A server that belongs to several of the pools is exported once; of two
+// different servers with one name, only the first, in the order of the
+// pools, is. A name that is not valid UTF-8 is exported with U+FFFD for
+// each run of bad bytes.
 //
 // The zero Producer is not usable: make one with [NewProducer]. A Producer
 // is safe for concurrent use.
 type Producer struct {
 	pools []*lb.Pool
-	start time.Time
+
+	mu sync.Mutex
+	// starts holds the start time of each server exported by the last
+	// Produce (or held by the pools when the Producer was made).
+	starts map[*lb.Server]time.Time
 }
 
 var _ sdkmetric.Producer = (*Producer)(nil)
@@ -51,7 +70,33 @@ func NewProducer(pools ...*lb.Pool) (*Producer, error) {
 			return nil, fmt.Errorf("lb: otel: producer: pool %d is nil", i)
 		}
 	}
-	return &Producer{pools: append([]*lb.Pool(nil), pools...), start: time.Now()}, nil
+	p := &Producer{pools: append([]*lb.Pool(nil), pools...)}
+	all := servers(p.pools)
+	now := time.Now()
+	p.starts = make(map[*lb.Server]time.Time, len(all))
+	for _, s := range all {
+		p.starts[s.Server] = now
+	}
+	return p, nil
+}
+
+// startTimes returns the start time of each of all, in order: the one the
+// Producer has for it, else now. It keeps those of all and forgets the
+// others.
+func (p *Producer) startTimes(all []named, now time.Time) []time.Time {
+	out := make([]time.Time, len(all))
+	starts := make(map[*lb.Server]time.Time, len(all))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, s := range all {
+		start, ok := p.starts[s.Server]
+		if !ok {
+			start = now
+		}
+		out[i], starts[s.Server] = start, start
+	}
+	p.starts = starts
+	return out
 }
 
 // Produce returns lb.request.duration for every server of the pools, in
@@ -59,8 +104,9 @@ func NewProducer(pools ...*lb.Pool) (*Producer, error) {
 func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 	now := time.Now()
 	all := servers(p.pools)
+	starts := p.startTimes(all, now)
 	points := make([]metricdata.HistogramDataPoint[float64], 0, len(all))
-	for _, s := range all {
+	for i, s := range all {
 		bounds, counts, sum := latency(s.Server)
 		var count uint64
 		for _, c := range counts {
@@ -68,7 +114,7 @@ func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 		}
 		points = append(points, metricdata.HistogramDataPoint[float64]{
 			Attributes:   attribute.NewSet(ServerKey.String(s.name)),
-			StartTime:    p.start,
+			StartTime:    starts[i],
 			Time:         now,
 			Count:        count,
 			Bounds:       bounds,
@@ -90,12 +136,12 @@ func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 	}}, nil
 }
 
-// latency returns the latency histogram of s as OpenTelemetry wants it:
-// the upper bounds in seconds (+Inf left out), the count of each bucket
-// (one more than the bounds: the last is up to +Inf), and the sum in
-// seconds.
+// latency returns the octaves of the latency histogram of s as
+// OpenTelemetry wants them: the upper bounds in seconds (+Inf left out),
+// the count of each bucket (one more than the bounds: the last is up to
+// +Inf), and the sum in seconds.
 func latency(s *lb.Server) (bounds []float64, counts []uint64, sum float64) {
-	h := s.Latency()
+	h := s.Latency().Octaves()
 	bounds = make([]float64, 0, len(h.Buckets))
 	counts = make([]uint64, 0, len(h.Buckets)+1)
 	for _, b := range h.Buckets {

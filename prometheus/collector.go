@@ -40,8 +40,14 @@ import (
 //	                                  0 for the others
 //	lb_ejections_total                counter
 //	lb_retries_total                  counter: attempts that were retries
-//	lb_request_duration_seconds       histogram (classic buckets, those of
-//	                                  [lb.Server.Latency])
+//	lb_request_duration_seconds       histogram: 22 classic buckets, one
+//	                                  to each doubling of the duration
+//
+// The histogram is the [lb.Histogram.Octaves] of [lb.Server.Latency]: its
+// buckets end at 2^16 ns (65.536 µs), 2^17 ns, ... 2^35 ns (34.36 s),
+// 60.13 s and +Inf, rather than at the 83 bounds of Server.Latency, which
+// would make 83 series for each server; its sum and count are those of
+// Server.Latency.
 //
 // Each Collect reads the servers the pools hold then, without a lock. A
 // server that belongs to several of the pools is collected once; of two
@@ -217,11 +223,11 @@ func errorCounts(st lb.Stats) [len(errorClasses)]uint64 {
 // counts returns the ejections and retries of the server of st.
 func counts(st lb.Stats) (ejections, retries uint64) { return st.Ejections, st.Retries }
 
-// latency returns the latency histogram of s in seconds, with cumulative
-// buckets, +Inf left out. The count is the sum of the buckets, so that it
-// matches them even when read under traffic.
+// latency returns the octaves of the latency histogram of s in seconds,
+// with cumulative buckets, +Inf left out. The count is the sum of the
+// buckets, so that it matches them even when read under traffic.
 func latency(s *lb.Server) *dto.Histogram {
-	h := s.Latency()
+	h := s.Latency().Octaves()
 	// One allocation for each kind of value rather than one per value.
 	n := len(h.Buckets)
 	buckets := make([]dto.Bucket, n)
