@@ -103,7 +103,7 @@ type DoneInfo struct {
 func (d DoneInfo) Unused() bool { return d.Err == errNotUsed }
 
 // An Option configures a balancer. A bad option, or one that does not apply
-// to the balancer (WithStart on LeastConn, say), makes the constructor
+// to the balancer (WithRotationStart on LeastConn, say), makes the constructor
 // return an error naming it.
 type Option func(*config) error
 
@@ -129,7 +129,7 @@ const (
 	optDecay
 )
 
-var optionNames = map[optionSet]string{optStart: "WithStart", optBound: "WithBoundedLoad", optFallback: "WithFallback", optDecay: "WithDecay"}
+var optionNames = map[optionSet]string{optStart: "WithRotationStart", optBound: "WithBoundedLoad", optFallback: "WithFallback", optDecay: "WithDecay"}
 
 // WithRand sets the source of random numbers: f(n) must return a value in
 // [0, n). Balancers use it for random picks, tie-breaks and the starting
@@ -152,12 +152,12 @@ func WithRand(f func(n int) int) Option {
 	}
 }
 
-// WithStart fixes the position in its order where [RoundRobin] or
+// WithRotationStart fixes the position in its order where [RoundRobin] or
 // [WeightedRoundRobin] (or the default fallback of [ConsistentHash]) makes
 // its first pick (0 is the first server of the pool). Without it they start
 // at a random position, so that many processes started together do not
 // send their first requests to the same server. Other balancers reject it.
-func WithStart(i uint64) Option {
+func WithRotationStart(i uint64) Option {
 	return func(c *config) error {
 		c.start = i
 		c.set |= optStart

@@ -34,7 +34,7 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 				name    string
 				applies bool
 			}{
-				{WithStart(1), "WithStart", alg.ordered},
+				{WithRotationStart(1), "WithRotationStart", alg.ordered},
 				{WithBoundedLoad(1.25), "WithBoundedLoad", hashing},
 				{WithFallback(other), "WithFallback", hashing},
 			} {

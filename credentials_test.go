@@ -153,9 +153,9 @@ func TestLogsHideUserInfo(t *testing.T) {
 
 	// A proxy error (the dial is refused) and an ejection.
 	logs, logger := newLogBuffer()
-	rr, err := NewRoundRobin(p, WithStart(0))
+	rr, err := NewRoundRobin(p, WithRotationStart(0))
 	require.NoError(t, err)
-	proxy, err := NewProxy(rr, WithLogger(logger), WithPassiveHealth(1, DefaultCooldown))
+	proxy, err := NewProxy(rr, WithProxyLogger(logger), WithPassiveHealth(1, DefaultCooldown))
 	require.NoError(t, err)
 	front := httptest.NewServer(proxy)
 	defer front.Close()
@@ -170,7 +170,7 @@ func TestLogsHideUserInfo(t *testing.T) {
 
 	// Health transitions, whose causes are the HTTP client's errors.
 	logs, logger = newLogBuffer()
-	hc, err := NewHealthChecker(p, WithCheckLogger(logger), WithRiseFall(1, 1))
+	hc, err := NewHealthChecker(p, WithCheckLogger(logger), WithCheckRiseFall(1, 1))
 	require.NoError(t, err)
 	hc.CheckOnce(context.Background())
 	assert.False(t, a.Healthy())
@@ -219,7 +219,7 @@ func TestURLCredentialsOneRule(t *testing.T) {
 	require.NoError(t, err)
 
 	// The checker sends the credentials...
-	hc, err := NewHealthChecker(p, quietCheck, WithRiseFall(1, 1))
+	hc, err := NewHealthChecker(p, quietCheck, WithCheckRiseFall(1, 1))
 	require.NoError(t, err)
 	hc.CheckOnce(context.Background())
 	assert.True(t, s.Healthy())
@@ -228,7 +228,7 @@ func TestURLCredentialsOneRule(t *testing.T) {
 	// ... and so does the proxy, unless the client sent its own.
 	rr, err := NewRoundRobin(p)
 	require.NoError(t, err)
-	proxy, err := NewProxy(rr, WithLogger(slog.New(slog.DiscardHandler)))
+	proxy, err := NewProxy(rr, WithProxyLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	front := httptest.NewServer(proxy)
 	defer front.Close()
@@ -284,9 +284,9 @@ func TestURLCredentialsNotCarriedToRetry(t *testing.T) {
 	} {
 		p, err := NewPool(dead, tt.second)
 		require.NoError(t, err)
-		rr, err := NewRoundRobin(p, WithStart(0))
+		rr, err := NewRoundRobin(p, WithRotationStart(0))
 		require.NoError(t, err)
-		proxy, err := NewProxy(rr, WithLogger(slog.New(slog.DiscardHandler)))
+		proxy, err := NewProxy(rr, WithProxyLogger(slog.New(slog.DiscardHandler)))
 		require.NoError(t, err)
 		front := httptest.NewServer(proxy)
 		resp, err := http.Get(front.URL + "/x")

@@ -56,20 +56,20 @@ type dnsOptions struct {
 	reapplied func()
 }
 
-// DNSResolver sets the resolver WatchDNS queries; the default is
+// WithDNSResolver sets the resolver WatchDNS queries; the default is
 // [net.DefaultResolver]. A resolver with PreferGo and a Dial of its own
 // queries a DNS server of the caller's choosing.
-func DNSResolver(r *net.Resolver) DNSOption {
+func WithDNSResolver(r *net.Resolver) DNSOption {
 	return func(o *dnsOptions) error {
 		if r == nil {
-			return errors.New("DNSResolver: nil resolver")
+			return errors.New("WithDNSResolver: nil resolver")
 		}
 		o.resolver = r
 		return nil
 	}
 }
 
-// DNSSRV makes WatchDNS look up SRV records for the name (such as
+// WithDNSSRV makes WatchDNS look up SRV records for the name (such as
 // "_http._tcp.api.default.svc.cluster.local") instead of A and AAAA ones.
 // Each record's target is resolved to its addresses (A and AAAA), and each
 // address becomes a server with the record's port and, as its weight, the
@@ -79,129 +79,129 @@ func DNSResolver(r *net.Resolver) DNSOption {
 // of them are down, those of the next priority are, and so on. The servers
 // of the other priorities stay in the pool with weight 0, so that health
 // checks go on probing them.
-func DNSSRV() DNSOption {
+func WithDNSSRV() DNSOption {
 	return func(o *dnsOptions) error {
 		o.srv = true
 		return nil
 	}
 }
 
-// DNSScheme sets the scheme of the servers' URLs: "http" (the default),
+// WithDNSScheme sets the scheme of the servers' URLs: "http" (the default),
 // "https" or "tcp" (for a [TCPProxy]).
-func DNSScheme(scheme string) DNSOption {
+func WithDNSScheme(scheme string) DNSOption {
 	return func(o *dnsOptions) error {
 		switch scheme {
 		case "http", "https", "tcp":
 			o.scheme = scheme
 			return nil
 		}
-		return fmt.Errorf("DNSScheme: scheme %q is not http, https or tcp", scheme)
+		return fmt.Errorf("WithDNSScheme: scheme %q is not http, https or tcp", scheme)
 	}
 }
 
-// DNSPort sets the port of the servers found through A and AAAA records
+// WithDNSPort sets the port of the servers found through A and AAAA records
 // (SRV records carry their own). The default is the scheme's: 80 for http,
 // 443 for https; the tcp scheme needs it.
-func DNSPort(port int) DNSOption {
+func WithDNSPort(port int) DNSOption {
 	return func(o *dnsOptions) error {
 		if port < 1 || port > 65535 {
-			return fmt.Errorf("DNSPort: port %d is not between 1 and 65535", port)
+			return fmt.Errorf("WithDNSPort: port %d is not between 1 and 65535", port)
 		}
 		o.port = port
 		return nil
 	}
 }
 
-// DNSInterval sets how often WatchDNS looks the name up again: after each
+// WithDNSInterval sets how often WatchDNS looks the name up again: after each
 // lookup it waits interval plus a random part of jitter (uniform in [0,
 // jitter)), so that many instances started together do not query in step.
 // The default is 30 s with a jitter of a tenth of the interval. interval
 // must be above 0; jitter must be 0 or more and at most interval, and their
 // sum must fit a [time.Duration].
-func DNSInterval(interval, jitter time.Duration) DNSOption {
+func WithDNSInterval(interval, jitter time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if interval <= 0 {
-			return fmt.Errorf("DNSInterval: interval %v is not above 0", interval)
+			return fmt.Errorf("WithDNSInterval: interval %v is not above 0", interval)
 		}
 		if jitter < 0 || jitter > interval {
-			return fmt.Errorf("DNSInterval: jitter %v is not between 0 and the interval %v", jitter, interval)
+			return fmt.Errorf("WithDNSInterval: jitter %v is not between 0 and the interval %v", jitter, interval)
 		}
 		if jitter > math.MaxInt64-interval {
-			return fmt.Errorf("DNSInterval: interval %v plus jitter %v is above the longest duration %v", interval, jitter, time.Duration(math.MaxInt64))
+			return fmt.Errorf("WithDNSInterval: interval %v plus jitter %v is above the longest duration %v", interval, jitter, time.Duration(math.MaxInt64))
 		}
 		o.interval, o.jitter, o.jitterSet = interval, jitter, true
 		return nil
 	}
 }
 
-// DNSTimeout bounds each lookup (all its queries, for SRV the targets'
+// WithDNSTimeout bounds each lookup (all its queries, for SRV the targets'
 // too). The default is 5 s. A lookup that times out fails, and the pool
 // keeps its servers.
-func DNSTimeout(d time.Duration) DNSOption {
+func WithDNSTimeout(d time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if d <= 0 {
-			return fmt.Errorf("DNSTimeout: timeout %v is not above 0", d)
+			return fmt.Errorf("WithDNSTimeout: timeout %v is not above 0", d)
 		}
 		o.timeout = d
 		return nil
 	}
 }
 
-// DNSFailoverCheck sets how often, between lookups, WatchDNS looks at the
+// WithDNSFailoverCheck sets how often, between lookups, WatchDNS looks at the
 // health of the servers of SRV records to move traffic to the next
 // priority when every server of the one in use is down, and back when one
 // recovers. The default is 1 s. It costs a look at each server's flags and
 // applies only when the records have more than one priority.
-func DNSFailoverCheck(d time.Duration) DNSOption {
+func WithDNSFailoverCheck(d time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if d <= 0 {
-			return fmt.Errorf("DNSFailoverCheck: period %v is not above 0", d)
+			return fmt.Errorf("WithDNSFailoverCheck: period %v is not above 0", d)
 		}
 		o.failover = d
 		return nil
 	}
 }
 
-// DNSDrainTimeout bounds the drain of a server that has left the DNS
+// WithDNSDrainTimeout bounds the drain of a server that has left the DNS
 // answer: once d has passed, it leaves the pool even though requests are
 // still in flight on it (they are not cut: see [Pool.Remove]). With no
 // limit, the default, a drain waits for the last request in flight, or for
 // the end of WatchDNS's context. An address that comes back while its
 // server drains calls the drain off: the server takes picks again, with
 // its state, and the pool's observers hear [EventDrainCanceled].
-func DNSDrainTimeout(d time.Duration) DNSOption {
+func WithDNSDrainTimeout(d time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if d <= 0 {
-			return fmt.Errorf("DNSDrainTimeout: timeout %v is not above 0", d)
+			return fmt.Errorf("WithDNSDrainTimeout: timeout %v is not above 0", d)
 		}
 		o.drainLimit = d
 		return nil
 	}
 }
 
-// DNSSlowStart makes the servers that appear after the first lookup
+// WithDNSSlowStart makes the servers that appear after the first lookup
 // slow-start over window (see [Server.SlowStart]); those of the first
 // lookup take their full share at once.
-func DNSSlowStart(window time.Duration) DNSOption {
+func WithDNSSlowStart(window time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if window <= 0 {
-			return fmt.Errorf("DNSSlowStart: window %v is not above 0", window)
+			return fmt.Errorf("WithDNSSlowStart: window %v is not above 0", window)
 		}
 		o.slowStart = window
 		return nil
 	}
 }
 
-// DNSServerOptions sets options for every server WatchDNS makes, such as
+// WithDNSServerOptions sets options for every server WatchDNS makes, such as
 // [WithDown] (the server takes no traffic until a health check passes),
 // [WithLabels] or, for A and AAAA records, [WithWeight]. The server's name
-// is its URL, and with [DNSSRV] its weight comes from the record, whatever
+// is its URL, and with [WithDNSSRV] its weight comes from the record, whatever
 // the options say.
-func DNSServerOptions(opts ...ServerOption) DNSOption {
+func WithDNSServerOptions(opts ...ServerOption) DNSOption {
 	return func(o *dnsOptions) error {
 		for i, opt := range opts {
 			if opt == nil {
-				return fmt.Errorf("DNSServerOptions: option %d is nil", i)
+				return fmt.Errorf("WithDNSServerOptions: option %d is nil", i)
 			}
 		}
 		o.serverOpts = append(o.serverOpts, opts...)
@@ -209,26 +209,26 @@ func DNSServerOptions(opts ...ServerOption) DNSOption {
 	}
 }
 
-// DNSMaxServers bounds the addresses a lookup may give (with [DNSSRV], the
+// WithDNSMaxServers bounds the addresses a lookup may give (with [WithDNSSRV], the
 // SRV targets too): an answer with more, from a broken or hostile DNS
 // server, fails the lookup as a timeout does, and the pool keeps its
 // servers. The default is 10,000; n must be at least 1.
-func DNSMaxServers(n int) DNSOption {
+func WithDNSMaxServers(n int) DNSOption {
 	return func(o *dnsOptions) error {
 		if n < 1 {
-			return fmt.Errorf("DNSMaxServers: %d is not at least 1", n)
+			return fmt.Errorf("WithDNSMaxServers: %d is not at least 1", n)
 		}
 		o.maxServers = n
 		return nil
 	}
 }
 
-// DNSLogger sets the logger of lookups that fail, bad records and changes
+// WithDNSLogger sets the logger of lookups that fail, bad records and changes
 // of the pool; the default is [slog.Default].
-func DNSLogger(l *slog.Logger) DNSOption {
+func WithDNSLogger(l *slog.Logger) DNSOption {
 	return func(o *dnsOptions) error {
 		if l == nil {
-			return errors.New("DNSLogger: nil logger")
+			return errors.New("WithDNSLogger: nil logger")
 		}
 		o.logger = l
 		return nil
@@ -237,19 +237,19 @@ func DNSLogger(l *slog.Logger) DNSOption {
 
 // WatchDNS keeps pool in step with the DNS records of name, until ctx
 // ends. It looks name up at once, then again every interval
-// ([DNSInterval]), and each time brings the pool to the answer:
+// ([WithDNSInterval]), and each time brings the pool to the answer:
 //
 //   - an address that is new becomes a server, named by its URL (such as
-//     "http://10.0.0.7:8080"), added to the pool (with [DNSServerOptions],
-//     [DNSSlowStart]);
+//     "http://10.0.0.7:8080"), added to the pool (with [WithDNSServerOptions],
+//     [WithDNSSlowStart]);
 //   - a server whose address is still in the answer is left as it is, with
 //     its state and counters (requests in flight, statistics, health, slow
-//     start); with [DNSSRV], a changed weight is applied in place
+//     start); with [WithDNSSRV], a changed weight is applied in place
 //     ([Server.SetWeight]), and the weight of such a server is the
 //     record's: a weight set by other hands is set back at the next lookup;
 //   - a server whose address has left the answer is drained ([Pool.Drain]):
 //     it takes no new request, and leaves the pool once its requests in
-//     flight have ended (see [DNSDrainTimeout]); no request is cut. If
+//     flight have ended (see [WithDNSDrainTimeout]); no request is cut. If
 //     its address comes back first, the drain is called off.
 //
 // WatchDNS owns only the servers it has added: servers added to the pool by
@@ -261,7 +261,7 @@ func DNSLogger(l *slog.Logger) DNSOption {
 //
 // A lookup that fails (a timeout, SERVFAIL, NXDOMAIN) or whose answer has
 // no usable address leaves the pool as it was: the last good set stays. It
-// is logged at level Warn ([DNSLogger]) and reported to the pool's
+// is logged at level Warn ([WithDNSLogger]) and reported to the pool's
 // observers as [EventDiscoveryFailed], and the next lookup comes at the
 // usual interval. A bad record (port 0 in SRV, a target that does not
 // resolve) is skipped and logged; the rest of the answer is used.
@@ -371,12 +371,12 @@ func newDNSWatcher(pool *Pool, name string, opts []DNSOption) (*dnsWatcher, erro
 		case "https":
 			o.port = 443
 		default:
-			return nil, fmt.Errorf("lb: WatchDNS %q: the scheme %q needs a port (DNSPort) for A and AAAA records", name, o.scheme)
+			return nil, fmt.Errorf("lb: WatchDNS %q: the scheme %q needs a port (WithDNSPort) for A and AAAA records", name, o.scheme)
 		}
 	}
 	// Try the server options once, so that a bad one fails now.
 	if _, err := NewServer(o.scheme+"://192.0.2.1:1", o.serverOpts...); err != nil {
-		return nil, fmt.Errorf("lb: WatchDNS %q: DNSServerOptions: %w", name, err)
+		return nil, fmt.Errorf("lb: WatchDNS %q: WithDNSServerOptions: %w", name, err)
 	}
 	return &dnsWatcher{
 		pool:      pool,
@@ -548,7 +548,7 @@ func (w *dnsWatcher) lookup(ctx context.Context) error {
 // tooMany is the error of an answer of n addresses, above the bound.
 func (w *dnsWatcher) tooMany(n int) error {
 	w.next = w.next[:0]
-	return fmt.Errorf("the answer has %d addresses or more, above the maximum %d (DNSMaxServers)", n, w.o.maxServers)
+	return fmt.Errorf("the answer has %d addresses or more, above the maximum %d (WithDNSMaxServers)", n, w.o.maxServers)
 }
 
 // targetLookups bounds the lookups of SRV targets under way at once.

@@ -14,9 +14,9 @@ import (
 // answer of n records (SRV ones, over two priorities, if srv).
 func appliedWatcher(t testing.TB, n int, srv bool) *dnsWatcher {
 	t.Helper()
-	opts := []DNSOption{DNSLogger(slog.New(slog.DiscardHandler))}
+	opts := []DNSOption{WithDNSLogger(slog.New(slog.DiscardHandler))}
 	if srv {
-		opts = append(opts, DNSSRV())
+		opts = append(opts, WithDNSSRV())
 	}
 	w, err := newDNSWatcher(new(Pool), "bench.test", opts)
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func BenchmarkWatchDNSRefresh(b *testing.B) {
 			addrs = append(addrs, fmt.Sprintf("10.2.%d.%d", i/250, i%250+1))
 		}
 		d.setA("big.test", addrs...)
-		w, err := newDNSWatcher(new(Pool), "big.test.", []DNSOption{DNSResolver(d.resolver()), DNSLogger(slog.New(slog.DiscardHandler))})
+		w, err := newDNSWatcher(new(Pool), "big.test.", []DNSOption{WithDNSResolver(d.resolver()), WithDNSLogger(slog.New(slog.DiscardHandler))})
 		require.NoError(b, err)
 		ctx := context.Background()
 		w.ctx = ctx
@@ -90,7 +90,7 @@ func BenchmarkWatchDNSRefresh(b *testing.B) {
 			d.setA(target, fmt.Sprintf("10.3.%d.%d", i/250, i%250+1))
 		}
 		d.setSRV(b, "_http._tcp.big.test", records...)
-		w, err := newDNSWatcher(new(Pool), "_http._tcp.big.test.", []DNSOption{DNSSRV(), DNSResolver(d.resolver()), DNSLogger(slog.New(slog.DiscardHandler))})
+		w, err := newDNSWatcher(new(Pool), "_http._tcp.big.test.", []DNSOption{WithDNSSRV(), WithDNSResolver(d.resolver()), WithDNSLogger(slog.New(slog.DiscardHandler))})
 		require.NoError(b, err)
 		ctx := context.Background()
 		w.ctx = ctx

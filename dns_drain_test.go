@@ -83,14 +83,14 @@ func TestWatchDNSFlappingKeepsServers(t *testing.T) {
 }
 
 // TestWatchDNSDrainTimeout checks that a drain that outlives
-// DNSDrainTimeout takes the server out of the pool anyway, with its
+// WithDNSDrainTimeout takes the server out of the pool anyway, with its
 // request still in flight.
 func TestWatchDNSDrainTimeout(t *testing.T) {
 	t.Parallel()
 	d := newTestDNS(t)
 	d.setA("api.test", "10.0.0.1", "10.0.0.2")
 	pool := new(Pool)
-	w, err := startWatch(t, d, pool, "api.test.", DNSDrainTimeout(time.Millisecond))
+	w, err := startWatch(t, d, pool, "api.test.", WithDNSDrainTimeout(time.Millisecond))
 	require.NoError(t, err)
 	s := pool.Server("http://10.0.0.2:80")
 	held := s.Acquire()

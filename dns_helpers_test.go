@@ -199,7 +199,7 @@ func startWatchAfter(t testing.TB, d *testDNS, pool *Pool, name string, after fu
 	w := &dnsWatch{t: t, lookup: make(chan struct{}), results: make(chan error), stopped: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	opts = append([]DNSOption{DNSResolver(d.resolver()), DNSTimeout(10 * time.Second), DNSLogger(slog.New(slog.DiscardHandler))}, opts...)
+	opts = append([]DNSOption{WithDNSResolver(d.resolver()), WithDNSTimeout(10 * time.Second), WithDNSLogger(slog.New(slog.DiscardHandler))}, opts...)
 	done := func(err error) {
 		select {
 		case w.results <- err:

@@ -11,7 +11,7 @@ import (
 )
 
 // TestWatchDNSServerNameIsItsURL checks that a server WatchDNS makes is
-// named by its URL whatever DNSServerOptions say: a WithName there would
+// named by its URL whatever WithDNSServerOptions say: a WithName there would
 // give every address the same name, and all but one would be left out.
 func TestWatchDNSServerNameIsItsURL(t *testing.T) {
 	t.Parallel()
@@ -20,11 +20,11 @@ func TestWatchDNSServerNameIsItsURL(t *testing.T) {
 	for _, srv := range []bool{false, true} {
 		pool := new(Pool)
 		name := "api.test."
-		opts := []DNSOption{DNSServerOptions(WithName("api"), WithLabels(map[string]string{"zone": "a"}))}
+		opts := []DNSOption{WithDNSServerOptions(WithName("api"), WithLabels(map[string]string{"zone": "a"}))}
 		if srv {
 			d.setSRV(t, "_http._tcp.api.test", "10 5 8080 api.test.")
 			name = "_http._tcp.api.test."
-			opts = append(opts, DNSSRV())
+			opts = append(opts, WithDNSSRV())
 		}
 		_, err := startWatch(t, d, pool, name, opts...)
 		require.NoError(t, err)
@@ -44,13 +44,13 @@ func TestWatchDNSServerNameIsItsURL(t *testing.T) {
 // a negative one, and WatchDNS would look the name up without pause.
 func TestWatchDNSIntervalBound(t *testing.T) {
 	t.Parallel()
-	_, err := newDNSWatcher(new(Pool), "a.test", []DNSOption{DNSInterval(math.MaxInt64-time.Second, time.Hour)})
+	_, err := newDNSWatcher(new(Pool), "a.test", []DNSOption{WithDNSInterval(math.MaxInt64-time.Second, time.Hour)})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "lb: WatchDNS")
 	assert.Contains(t, err.Error(), "jitter 1h0m0s")
 
 	// The largest sum that fits is fine.
-	w, err := newDNSWatcher(new(Pool), "a.test", []DNSOption{DNSInterval(math.MaxInt64-time.Hour, time.Hour)})
+	w, err := newDNSWatcher(new(Pool), "a.test", []DNSOption{WithDNSInterval(math.MaxInt64-time.Hour, time.Hour)})
 	require.NoError(t, err)
 	w.o.randN = func(n int) int { return n - 1 }
 	assert.Positive(t, w.wait())
@@ -68,19 +68,19 @@ func TestWatchDNSMaxServers(t *testing.T) {
 
 	// A and AAAA, with a bound of 2.
 	pool := new(Pool)
-	w, err := startWatch(t, d, pool, "api.test.", DNSMaxServers(2))
+	w, err := startWatch(t, d, pool, "api.test.", WithDNSMaxServers(2))
 	require.NoError(t, err)
 	require.Equal(t, []string{"http://10.0.0.1:80", "http://10.0.0.2:80"}, poolNames(pool))
 	d.setA("api.test", "10.0.0.1", "10.0.0.2", "10.0.0.3")
 	err = w.refresh()
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "above the maximum 2 (DNSMaxServers)")
+	assert.Contains(t, err.Error(), "above the maximum 2 (WithDNSMaxServers)")
 	assert.Equal(t, []string{"http://10.0.0.1:80", "http://10.0.0.2:80"}, poolNames(pool), "the last good set stays")
 	d.setA("api.test", "10.0.0.1", "10.0.0.2")
 
 	// SRV, with the default bound.
 	srvPool := new(Pool)
-	ws, err := startWatch(t, d, srvPool, "_http._tcp.api.test.", DNSSRV())
+	ws, err := startWatch(t, d, srvPool, "_http._tcp.api.test.", WithDNSSRV())
 	require.NoError(t, err)
 	require.Equal(t, 2, srvPool.Len())
 	var records []string
@@ -96,10 +96,10 @@ func TestWatchDNSMaxServers(t *testing.T) {
 	d.setSRV(t, "_http._tcp.api.test", records...)
 	err = ws.refresh()
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "above the maximum 10000 (DNSMaxServers)")
+	assert.Contains(t, err.Error(), "above the maximum 10000 (WithDNSMaxServers)")
 	assert.Equal(t, 2, srvPool.Len(), "the last good set stays")
 
-	_, err = newDNSWatcher(new(Pool), "a.test", []DNSOption{DNSMaxServers(0)})
+	_, err = newDNSWatcher(new(Pool), "a.test", []DNSOption{WithDNSMaxServers(0)})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "DNSMaxServers: 0 is not at least 1")
+	assert.Contains(t, err.Error(), "WithDNSMaxServers: 0 is not at least 1")
 }

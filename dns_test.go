@@ -73,26 +73,26 @@ func TestWatchDNSBadArguments(t *testing.T) {
 		{"nil pool", nil, "a.test", nil, "lb: WatchDNS: nil pool"},
 		{"empty name", new(Pool), "", nil, `lb: WatchDNS: empty name ""`},
 		{"nil option", new(Pool), "a.test", []DNSOption{nil}, `lb: WatchDNS "a.test": option 1 is nil`},
-		{"port 0", new(Pool), "a.test", []DNSOption{DNSPort(0)}, "port 0 is not between 1 and 65535"},
-		{"port too large", new(Pool), "a.test", []DNSOption{DNSPort(65536)}, "port 65536"},
-		{"scheme", new(Pool), "a.test", []DNSOption{DNSScheme("ftp")}, `scheme "ftp"`},
-		{"tcp without port", new(Pool), "a.test", []DNSOption{DNSScheme("tcp")}, `the scheme "tcp" needs a port`},
-		{"interval", new(Pool), "a.test", []DNSOption{DNSInterval(0, 0)}, "interval 0s is not above 0"},
-		{"jitter", new(Pool), "a.test", []DNSOption{DNSInterval(time.Second, 2*time.Second)}, "jitter 2s"},
-		{"negative jitter", new(Pool), "a.test", []DNSOption{DNSInterval(time.Second, -1)}, "jitter -1ns"},
-		{"timeout", new(Pool), "a.test", []DNSOption{DNSTimeout(-time.Second)}, "timeout -1s"},
-		{"failover", new(Pool), "a.test", []DNSOption{DNSFailoverCheck(0)}, "period 0s"},
-		{"drain", new(Pool), "a.test", []DNSOption{DNSDrainTimeout(0)}, "timeout 0s"},
-		{"slow start", new(Pool), "a.test", []DNSOption{DNSSlowStart(0)}, "window 0s"},
-		{"nil resolver", new(Pool), "a.test", []DNSOption{DNSResolver(nil)}, "nil resolver"},
-		{"nil logger", new(Pool), "a.test", []DNSOption{DNSLogger(nil)}, "nil logger"},
-		{"nil server option", new(Pool), "a.test", []DNSOption{DNSServerOptions(nil)}, "option 0 is nil"},
-		{"bad server option", new(Pool), "a.test", []DNSOption{DNSServerOptions(WithWeight(-2))}, "weight -2 is negative"},
-		{"bad labels", new(Pool), "a.test", []DNSOption{DNSServerOptions(WithLabels(map[string]string{"": "x"}))}, `empty label key ""`},
+		{"port 0", new(Pool), "a.test", []DNSOption{WithDNSPort(0)}, "port 0 is not between 1 and 65535"},
+		{"port too large", new(Pool), "a.test", []DNSOption{WithDNSPort(65536)}, "port 65536"},
+		{"scheme", new(Pool), "a.test", []DNSOption{WithDNSScheme("ftp")}, `scheme "ftp"`},
+		{"tcp without port", new(Pool), "a.test", []DNSOption{WithDNSScheme("tcp")}, `the scheme "tcp" needs a port`},
+		{"interval", new(Pool), "a.test", []DNSOption{WithDNSInterval(0, 0)}, "interval 0s is not above 0"},
+		{"jitter", new(Pool), "a.test", []DNSOption{WithDNSInterval(time.Second, 2*time.Second)}, "jitter 2s"},
+		{"negative jitter", new(Pool), "a.test", []DNSOption{WithDNSInterval(time.Second, -1)}, "jitter -1ns"},
+		{"timeout", new(Pool), "a.test", []DNSOption{WithDNSTimeout(-time.Second)}, "timeout -1s"},
+		{"failover", new(Pool), "a.test", []DNSOption{WithDNSFailoverCheck(0)}, "period 0s"},
+		{"drain", new(Pool), "a.test", []DNSOption{WithDNSDrainTimeout(0)}, "timeout 0s"},
+		{"slow start", new(Pool), "a.test", []DNSOption{WithDNSSlowStart(0)}, "window 0s"},
+		{"nil resolver", new(Pool), "a.test", []DNSOption{WithDNSResolver(nil)}, "nil resolver"},
+		{"nil logger", new(Pool), "a.test", []DNSOption{WithDNSLogger(nil)}, "nil logger"},
+		{"nil server option", new(Pool), "a.test", []DNSOption{WithDNSServerOptions(nil)}, "option 0 is nil"},
+		{"bad server option", new(Pool), "a.test", []DNSOption{WithDNSServerOptions(WithWeight(-2))}, "weight -2 is negative"},
+		{"bad labels", new(Pool), "a.test", []DNSOption{WithDNSServerOptions(WithLabels(map[string]string{"": "x"}))}, `empty label key ""`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			opts := append([]DNSOption{DNSResolver(never)}, c.opts...)
+			opts := append([]DNSOption{WithDNSResolver(never)}, c.opts...)
 			err := WatchDNS(context.Background(), c.pool, c.host, opts...)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.want)
@@ -109,7 +109,7 @@ func TestWatchDNSRecords(t *testing.T) {
 	d := newTestDNS(t)
 	d.setA("api.test", "10.0.0.1", "10.0.0.2", "fd00::1")
 	pool := new(Pool)
-	w, err := startWatch(t, d, pool, "api.test.", DNSPort(8080), DNSServerOptions(WithLabels(map[string]string{"from": "dns"})))
+	w, err := startWatch(t, d, pool, "api.test.", WithDNSPort(8080), WithDNSServerOptions(WithLabels(map[string]string{"from": "dns"})))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://[fd00::1]:8080"}, poolNames(pool))
 	one := pool.Server("http://10.0.0.1:8080")
@@ -151,8 +151,8 @@ func TestWatchDNSFailuresKeepLastGoodSet(t *testing.T) {
 	d.setA("api.test", "10.0.0.1", "10.0.0.2")
 	var logs syncBuffer
 	pool := new(Pool)
-	w, err := startWatch(t, d, pool, "api.test.", DNSTimeout(2*time.Second),
-		DNSLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	w, err := startWatch(t, d, pool, "api.test.", WithDNSTimeout(2*time.Second),
+		WithDNSLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 	want := []string{"http://10.0.0.1:80", "http://10.0.0.2:80"}
 	require.Equal(t, want, poolNames(pool))
@@ -235,7 +235,7 @@ func TestWatchDNSSRV(t *testing.T) {
 		return nil
 	}
 	w, err := startWatchAfter(t, d, pool, "_http._tcp.api.test.", after, func() { reapplied <- struct{}{} },
-		DNSSRV(), DNSFailoverCheck(7*time.Second), DNSLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		WithDNSSRV(), WithDNSFailoverCheck(7*time.Second), WithDNSLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{
 		"http://10.0.0.1:8080": 10,
@@ -316,7 +316,7 @@ func TestWatchDNSOwnsOnlyItsServers(t *testing.T) {
 	pool, err := NewPool(manual, other)
 	require.NoError(t, err)
 	var logs syncBuffer
-	w, err := startWatch(t, d, pool, "api.test.", DNSLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	w, err := startWatch(t, d, pool, "api.test.", WithDNSLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"http://10.0.0.1:80", "http://10.0.0.2:80", "local"}, poolNames(pool))
 	assert.Same(t, manual, pool.Server("http://10.0.0.2:80"))
@@ -361,7 +361,7 @@ func TestWatchDNSTiming(t *testing.T) {
 	pool := new(Pool)
 	const interval, jitter = 10 * time.Second, 2 * time.Second
 	w, err := startWatchAfter(t, d, pool, "api.test.", after, nil,
-		DNSInterval(interval, jitter), testRand(seededIntN(7)))
+		WithDNSInterval(interval, jitter), testRand(seededIntN(7)))
 	require.NoError(t, err, "the first lookup, at once")
 	require.Equal(t, []string{"http://10.0.0.1:80"}, poolNames(pool))
 	var waits []time.Duration
@@ -421,13 +421,13 @@ func TestWatchDNSNoRequestCut(t *testing.T) {
 	d := newTestDNS(t)
 	d.setA("api.test", "127.0.0.1")
 	pool := new(Pool)
-	w, err := startWatch(t, d, pool, "api.test.", DNSPort(port))
+	w, err := startWatch(t, d, pool, "api.test.", WithDNSPort(port))
 	require.NoError(t, err)
 	s := pool.Server(backend.URL)
 	require.NotNil(t, s)
 	rr, err := NewRoundRobin(pool)
 	require.NoError(t, err)
-	proxy, err := NewProxy(rr, WithLogger(slog.New(slog.DiscardHandler)))
+	proxy, err := NewProxy(rr, WithProxyLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	front := httptest.NewServer(proxy)
 	defer front.Close()
@@ -478,8 +478,8 @@ func TestWatchDNSStops(t *testing.T) {
 	assert.Zero(t, s.InFlight())
 }
 
-// TestWatchDNSNewServers checks DNSServerOptions(WithDown()) and
-// DNSSlowStart: new servers start down, or slow-start, but those of the
+// TestWatchDNSNewServers checks WithDNSServerOptions(WithDown()) and
+// WithDNSSlowStart: new servers start down, or slow-start, but those of the
 // first lookup take their full share.
 func TestWatchDNSNewServers(t *testing.T) {
 	t.Parallel()
@@ -488,7 +488,7 @@ func TestWatchDNSNewServers(t *testing.T) {
 	pool := new(Pool)
 	now := time.Unix(1000, 0)
 	pool.SetClock(func() time.Time { return now })
-	w, err := startWatch(t, d, pool, "api.test.", DNSSlowStart(time.Minute))
+	w, err := startWatch(t, d, pool, "api.test.", WithDNSSlowStart(time.Minute))
 	require.NoError(t, err)
 	first := pool.Server("http://10.0.0.1:80")
 	_, over, r := first.rampAt(now.UnixNano())
@@ -500,7 +500,7 @@ func TestWatchDNSNewServers(t *testing.T) {
 	assert.InDelta(t, minRamp+(1-minRamp)/2, f, 1e-9, "slow start from the pool's clock")
 
 	down := new(Pool)
-	_, err = startWatch(t, d, down, "api.test.", DNSServerOptions(WithDown()), DNSScheme("https"))
+	_, err = startWatch(t, d, down, "api.test.", WithDNSServerOptions(WithDown()), WithDNSScheme("https"))
 	require.NoError(t, err)
 	require.Equal(t, []string{"https://10.0.0.1:443", "https://10.0.0.2:443"}, poolNames(down))
 	for _, s := range down.Servers() {

@@ -354,8 +354,8 @@ func stateOf(flags uint32) string {
 const reasonMarkedDown = "marked unhealthy (WithDown or Server.SetHealthy)"
 
 // errStartDown is the cause of the down event of a server that a
-// HealthChecker with WithStartDown sees for the first time.
-var errStartDown = errors.New("lb: waiting for a first passing probe (WithStartDown)")
+// HealthChecker with WithCheckStartDown sees for the first time.
+var errStartDown = errors.New("lb: waiting for a first passing probe (WithCheckStartDown)")
 
 // serverEvents is the part of a server that only its changes of state
 // touch: never a pick, nor a Done that changes nothing.

@@ -127,7 +127,7 @@ func newEventEnv(t *testing.T) *eventEnv {
 }
 
 func (env *eventEnv) checker(t *testing.T, opts ...HealthOption) *HealthChecker {
-	hc, err := NewHealthChecker(env.p, append([]HealthOption{WithRiseFall(1, 1), WithCheckLogger(discardLogger())}, opts...)...)
+	hc, err := NewHealthChecker(env.p, append([]HealthOption{WithCheckRiseFall(1, 1), WithCheckLogger(discardLogger())}, opts...)...)
 	require.NoError(t, err)
 	return hc
 }
@@ -225,7 +225,7 @@ func TestPoolObserveEvents(t *testing.T) {
 			}
 		}},
 		{"health checker, start down", func(t *testing.T, env *eventEnv) {
-			env.checker(t, WithStartDown()).CheckOnce(context.Background())
+			env.checker(t, WithCheckStartDown()).CheckOnce(context.Background())
 		}, func(env *eventEnv) []seen {
 			return []seen{
 				{Kind: EventDown, Server: "a", Time: env.t0, Err: errStartDown.Error()},
@@ -235,7 +235,7 @@ func TestPoolObserveEvents(t *testing.T) {
 			}
 		}},
 		{"health checker, slow start", func(t *testing.T, env *eventEnv) {
-			hc := env.checker(t, WithSlowStart(10*time.Second))
+			hc := env.checker(t, WithCheckSlowStart(10*time.Second))
 			env.failing.Store(true)
 			hc.CheckOnce(context.Background())
 			env.failing.Store(false)
@@ -294,7 +294,7 @@ func TestPoolObserveEvents(t *testing.T) {
 			}
 		}},
 		{"ejection", func(t *testing.T, env *eventEnv) {
-			rr, err := NewRoundRobin(env.p, WithStart(0))
+			rr, err := NewRoundRobin(env.p, WithRotationStart(0))
 			require.NoError(t, err)
 			proxy, err := NewProxy(rr, quiet, WithRetries(0), WithPassiveHealth(2, 10*time.Second), WithMaxEjectionPercent(100))
 			require.NoError(t, err)
@@ -375,7 +375,7 @@ func TestStatsState(t *testing.T) {
 			{"ejected again", func() { health.observe(s, DoneInfo{Err: errors.New("lb: dial: refused")}) },
 				state{"ejected", "lb: dial: refused", sec(15), sec(25), 2}},
 			{"down by a probe", func() {
-				hc, err := NewHealthChecker(p, WithRiseFall(1, 1), WithCheckLogger(discardLogger()),
+				hc, err := NewHealthChecker(p, WithCheckRiseFall(1, 1), WithCheckLogger(discardLogger()),
 					WithCheckFunc(func(context.Context, *Server) error { return errors.New("lb: probe: status 500") }))
 				require.NoError(t, err)
 				hc.CheckOnce(context.Background())
@@ -664,7 +664,7 @@ func TestObserveTCPEjection(t *testing.T) {
 	pool, err := NewPool(servers...)
 	require.NoError(t, err)
 	r := observed(t, pool)
-	rr, err := NewRoundRobin(pool, WithStart(0))
+	rr, err := NewRoundRobin(pool, WithRotationStart(0))
 	require.NoError(t, err)
 	_, addr := newTCPTestProxy(t, rr, WithTCPPassiveHealth(2, time.Hour))
 
@@ -756,7 +756,7 @@ func TestObserveSlowStartOfJoiningServer(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		env := newEventEnv(t)
-		hc := env.checker(t, WithSlowStart(10*time.Second), WithCheckInterval(time.Minute, time.Minute))
+		hc := env.checker(t, WithCheckSlowStart(10*time.Second), WithCheckInterval(time.Minute, time.Minute))
 		r := observed(t, env.p)
 		env.p.Observe(func(e Event) {
 			if e.Kind == EventSlowStartBegan {

@@ -75,8 +75,8 @@ func TestWithDecayValidated(t *testing.T) {
 	}
 	_, err := NewP2C(p, WithDecay(time.Second))
 	require.ErrorContains(t, err, "WithDecay) does not apply")
-	_, err = NewAdaptive(p, WithStart(0))
-	require.ErrorContains(t, err, "WithStart) does not apply")
+	_, err = NewAdaptive(p, WithRotationStart(0))
+	require.ErrorContains(t, err, "WithRotationStart) does not apply")
 	_, err = NewPeakEWMA(nil)
 	require.ErrorContains(t, err, "lb: NewPeakEWMA: nil pool")
 	_, err = NewAdaptive(p, WithDecay(time.Millisecond), WithDecay(time.Hour))

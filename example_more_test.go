@@ -95,7 +95,7 @@ func ExampleWithStickyCookie() {
 		servers = append(servers, s)
 	}
 	pool, _ := lb.NewPool(servers...)
-	rr, _ := lb.NewRoundRobin(pool, lb.WithStart(0))
+	rr, _ := lb.NewRoundRobin(pool, lb.WithRotationStart(0))
 	proxy, err := lb.NewProxy(rr, lb.WithStickyCookie("lb", []byte("a secret of 16 bytes or more"), nil))
 	if err != nil {
 		panic(err)

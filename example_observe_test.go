@@ -47,7 +47,7 @@ func ExamplePool_Observe() {
 
 	ctx := context.Background()
 	_ = pool.Add(spare)
-	hc, _ := lb.NewHealthChecker(pool, lb.WithRiseFall(1, 1), lb.WithCheckLogger(slog.New(slog.DiscardHandler)))
+	hc, _ := lb.NewHealthChecker(pool, lb.WithCheckRiseFall(1, 1), lb.WithCheckLogger(slog.New(slog.DiscardHandler)))
 	failing = true
 	hc.CheckOnce(ctx)
 	failing = false

@@ -33,7 +33,7 @@ func ExampleRoundRobin() {
 	if err != nil {
 		panic(err)
 	}
-	rr, err := lb.NewRoundRobin(pool, lb.WithStart(0))
+	rr, err := lb.NewRoundRobin(pool, lb.WithRotationStart(0))
 	if err != nil {
 		panic(err)
 	}
@@ -58,7 +58,7 @@ func ExampleWeightedRoundRobin() {
 		mustServer("http://10.0.0.2:8080", lb.WithName("b")),
 		mustServer("http://10.0.0.3:8080", lb.WithName("c")),
 	)
-	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithStart(0))
+	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithRotationStart(0))
 	for range 7 {
 		res, _ := wrr.Pick(nil)
 		fmt.Print(res.Server.Name(), " ")
@@ -138,7 +138,7 @@ func ExamplePool() {
 	a := mustServer("http://10.0.0.1:8080", lb.WithName("a"))
 	b := mustServer("http://10.0.0.2:8080", lb.WithName("b"))
 	pool, _ := lb.NewPool(a)
-	rr, _ := lb.NewRoundRobin(pool, lb.WithStart(0))
+	rr, _ := lb.NewRoundRobin(pool, lb.WithRotationStart(0))
 
 	// The pool changes while balancers use it.
 	if err := pool.Add(b); err != nil {
@@ -199,7 +199,7 @@ func ExampleHealthChecker() {
 		}
 	}))
 	pool, _ := lb.NewPool(api)
-	hc, _ := lb.NewHealthChecker(pool, lb.WithRiseFall(1, 2), lb.WithCheckLogger(slog.New(slog.DiscardHandler)))
+	hc, _ := lb.NewHealthChecker(pool, lb.WithCheckRiseFall(1, 2), lb.WithCheckLogger(slog.New(slog.DiscardHandler)))
 
 	// Run(ctx) probes on its own schedule; CheckOnce probes once, now.
 	for range 2 {
@@ -235,7 +235,7 @@ func ExampleProxy() {
 			panic(err)
 		}
 	}
-	bal, err := lb.NewRoundRobin(pool, lb.WithStart(0))
+	bal, err := lb.NewRoundRobin(pool, lb.WithRotationStart(0))
 	if err != nil {
 		panic(err)
 	}
@@ -273,7 +273,7 @@ func ExampleNewHandlerServer() {
 	v1, _ := lb.NewHandlerServer("v1", handlerV1, lb.WithWeight(3))
 	v2, _ := lb.NewHandlerServer("v2", handlerV2)
 	pool, _ := lb.NewPool(v1, v2)
-	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithStart(0))
+	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithRotationStart(0))
 	proxy, _ := lb.NewProxy(wrr) // v1 v1 v2 v1 v1 v1 v2 v1 ...
 
 	for range 8 {

@@ -15,7 +15,7 @@ func ExampleServer_SetWeight() {
 	a, _ := lb.NewHandlerServer("a", ok)
 	b, _ := lb.NewHandlerServer("b", ok, lb.WithLabels(map[string]string{"zone": "eu-1"}))
 	pool, _ := lb.NewPool(a, b)
-	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithStart(0))
+	wrr, _ := lb.NewWeightedRoundRobin(pool, lb.WithRotationStart(0))
 	picks := func() {
 		var names []string
 		for range 4 {

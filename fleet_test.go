@@ -125,7 +125,7 @@ func TestFleetHonoursStickyCookies(t *testing.T) {
 	secret := []byte("one secret for the whole fleet")
 	var fleet []*httptest.Server
 	for k, pool := range fleetPools(t, urls) {
-		rr, err := NewRoundRobin(pool, WithStart(uint64(k%servers)))
+		rr, err := NewRoundRobin(pool, WithRotationStart(uint64(k%servers)))
 		require.NoError(t, err)
 		p, err := NewProxy(rr, quiet, WithStickyCookie("srv", secret, nil))
 		require.NoError(t, err)

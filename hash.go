@@ -257,7 +257,7 @@ func WithBoundedLoad(c float64) Option {
 
 // WithFallback sets the balancer that a [ConsistentHash] uses for requests
 // without a key. The default is a RoundRobin over the same pool, which
-// [WithStart] applies to; WithStart beside WithFallback is an error.
+// [WithRotationStart] applies to; WithRotationStart beside WithFallback is an error.
 func WithFallback(b Balancer) Option {
 	return func(o *config) error {
 		if b == nil {
@@ -280,7 +280,7 @@ func NewConsistentHash(pool *Pool, key KeyFunc, opts ...Option) (*ConsistentHash
 		return nil, fmt.Errorf("lb: NewConsistentHash: nil KeyFunc")
 	}
 	if c.set&optStart != 0 && c.set&optFallback != 0 {
-		return nil, errors.New("lb: NewConsistentHash: WithStart applies to the default fallback, not to one set by WithFallback")
+		return nil, errors.New("lb: NewConsistentHash: WithRotationStart applies to the default fallback, not to one set by WithFallback")
 	}
 	h := &ConsistentHash{pool: pool, key: key, bound: c.bound, fallback: c.fallback}
 	if h.bound > 0 {

@@ -230,7 +230,7 @@ func TestConsistentHashBoundedLoad(t *testing.T) {
 func TestConsistentHashFallback(t *testing.T) {
 	t.Parallel()
 	p, _ := newTestPool(t, ones(3)...)
-	h := newHash(t, p, WithStart(0))
+	h := newHash(t, p, WithRotationStart(0))
 	var got []string
 	for range 4 {
 		res, err := h.Pick(httptest.NewRequest("GET", "/", nil)) // no X-User

@@ -32,12 +32,12 @@ import (
 //
 // The checker follows the pool: servers added while it runs are probed from
 // then on, removed ones are no longer probed. A server starts as it is
-// (healthy, unless made with [WithDown]) unless [WithStartDown] says new
+// (healthy, unless made with [WithDown]) unless [WithCheckStartDown] says new
 // servers wait for their first passing probe. Transitions are logged and
 // counted; single probes are not logged. Transitions are also reported to
 // the observers of the servers' pools ([Pool.Observe]): [EventDown] with
 // the error of the probe that took the server down, [EventUp], and the
-// slow-start events of [WithSlowStart].
+// slow-start events of [WithCheckSlowStart].
 //
 // Start it with Run, which returns once its context is done and every probe
 // goroutine it started has stopped. A HealthChecker is safe for concurrent
@@ -66,7 +66,7 @@ type probeState struct {
 	mu      sync.Mutex
 	passes  int
 	fails   int
-	pending bool // waiting for a first pass (WithStartDown)
+	pending bool // waiting for a first pass (WithCheckStartDown)
 	joined  bool // added to the pool after the checker first saw it
 
 	// handlerBusy is set while a probe's call of an in-process server's
@@ -176,13 +176,13 @@ func WithCheckJitter(f float64) HealthOption {
 	}
 }
 
-// WithRiseFall sets how many consecutive passing probes bring a server up
+// WithCheckRiseFall sets how many consecutive passing probes bring a server up
 // (rise) and how many failing ones take it down (fall). The defaults are 2
 // and 3.
-func WithRiseFall(rise, fall int) HealthOption {
+func WithCheckRiseFall(rise, fall int) HealthOption {
 	return func(o *healthOptions) error {
 		if rise < 1 || fall < 1 {
-			return fmt.Errorf("WithRiseFall: rise %d and fall %d must be at least 1", rise, fall)
+			return fmt.Errorf("WithCheckRiseFall: rise %d and fall %d must be at least 1", rise, fall)
 		}
 		o.rise, o.fall = rise, fall
 		return nil
@@ -214,24 +214,24 @@ func WithCheckLogger(l *slog.Logger) HealthOption {
 	}
 }
 
-// WithSlowStart makes servers that come back up, and servers added to the
+// WithCheckSlowStart makes servers that come back up, and servers added to the
 // pool while the checker runs, ramp their share of traffic up over window
 // (see [Server.SlowStart]). The default is no slow start.
-func WithSlowStart(window time.Duration) HealthOption {
+func WithCheckSlowStart(window time.Duration) HealthOption {
 	return func(o *healthOptions) error {
 		if window < 0 {
-			return fmt.Errorf("WithSlowStart: negative window %v", window)
+			return fmt.Errorf("WithCheckSlowStart: negative window %v", window)
 		}
 		o.slowStart = window
 		return nil
 	}
 }
 
-// WithStartDown makes servers wait for their first passing probe before
+// WithCheckStartDown makes servers wait for their first passing probe before
 // they take traffic: the checker marks each server down when it first sees
 // it, and up at its first pass. By default a server keeps the health it
 // has (new servers are healthy) until fall probes fail.
-func WithStartDown() HealthOption {
+func WithCheckStartDown() HealthOption {
 	return func(o *healthOptions) error {
 		o.startDown = true
 		return nil

@@ -36,7 +36,7 @@ func TestHealthHungHandlerServer(t *testing.T) {
 		p, err := NewPool(hung)
 		require.NoError(t, err)
 		hc, err := NewHealthChecker(p, quietCheck, WithCheckInterval(time.Second, time.Second),
-			WithCheckJitter(0), WithCheckTimeout(100*time.Millisecond), WithRiseFall(1, 2))
+			WithCheckJitter(0), WithCheckTimeout(100*time.Millisecond), WithCheckRiseFall(1, 2))
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

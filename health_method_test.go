@@ -40,7 +40,7 @@ func TestCheckMethodTokenProbes(t *testing.T) {
 	require.NoError(t, err)
 	p, err := NewPool(s)
 	require.NoError(t, err)
-	hc, err := NewHealthChecker(p, quietCheck, WithCheckMethod("HEAD"), WithRiseFall(1, 1))
+	hc, err := NewHealthChecker(p, quietCheck, WithCheckMethod("HEAD"), WithCheckRiseFall(1, 1))
 	require.NoError(t, err)
 	hc.CheckOnce(context.Background())
 	assert.Equal(t, "HEAD", <-got)

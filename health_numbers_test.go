@@ -85,8 +85,8 @@ func TestHealthAndPoolNumbersAtTheEdges(t *testing.T) {
 		{WithCheckJitter(math.NaN()), "WithCheckJitter: fraction NaN is not in [0, 1)"},
 		{WithCheckJitter(math.Inf(1)), "WithCheckJitter: fraction +Inf is not in [0, 1)"},
 		{WithCheckJitter(-0.1), "WithCheckJitter: fraction -0.1 is not in [0, 1)"},
-		{WithRiseFall(1, math.MinInt), fmt.Sprintf("WithRiseFall: rise 1 and fall %d must be at least 1", math.MinInt)},
-		{WithSlowStart(math.MinInt64), "WithSlowStart: negative window -2562047h47m16.854775808s"},
+		{WithCheckRiseFall(1, math.MinInt), fmt.Sprintf("WithCheckRiseFall: rise 1 and fall %d must be at least 1", math.MinInt)},
+		{WithCheckSlowStart(math.MinInt64), "WithCheckSlowStart: negative window -2562047h47m16.854775808s"},
 	}
 	for _, tt := range rejected {
 		_, err := NewHealthChecker(p, tt.opt)
@@ -95,7 +95,7 @@ func TestHealthAndPoolNumbersAtTheEdges(t *testing.T) {
 	// The largest values are accepted: they mean "practically never".
 	for _, opt := range []HealthOption{
 		WithCheckTimeout(math.MaxInt64), WithCheckInterval(math.MaxInt64, math.MaxInt64),
-		WithCheckJitter(math.Nextafter(1, 0)), WithRiseFall(math.MaxInt, math.MaxInt), WithSlowStart(math.MaxInt64),
+		WithCheckJitter(math.Nextafter(1, 0)), WithCheckRiseFall(math.MaxInt, math.MaxInt), WithCheckSlowStart(math.MaxInt64),
 	} {
 		_, err := NewHealthChecker(p, opt)
 		assert.NoError(t, err)

@@ -82,10 +82,10 @@ func TestNewHealthCheckerRejects(t *testing.T) {
 		{WithCheckTimeout(0), "WithCheckTimeout: 0s is not positive"},
 		{WithCheckInterval(time.Second, 0), "WithCheckInterval: intervals 1s and 0s must be positive"},
 		{WithCheckJitter(1), "WithCheckJitter: fraction 1 is not in [0, 1)"},
-		{WithRiseFall(0, 3), "WithRiseFall: rise 0 and fall 3 must be at least 1"},
+		{WithCheckRiseFall(0, 3), "WithCheckRiseFall: rise 0 and fall 3 must be at least 1"},
 		{WithCheckFunc(nil), "WithCheckFunc: nil function"},
 		{WithCheckLogger(nil), "WithCheckLogger: nil logger"},
-		{WithSlowStart(-time.Second), "WithSlowStart: negative window -1s"},
+		{WithCheckSlowStart(-time.Second), "WithCheckSlowStart: negative window -1s"},
 		{WithCheckClient(nil), "WithCheckClient: nil client"},
 	}
 	for _, tt := range tests {
@@ -104,7 +104,7 @@ func TestHealthFallAndRise(t *testing.T) {
 		failing.Store(s, true)
 		logs := &logRecorder{}
 		hc, err := NewHealthChecker(p, WithCheckLogger(slog.New(logs)), WithCheckJitter(0),
-			WithCheckInterval(5*time.Second, 2*time.Second), WithRiseFall(2, 3),
+			WithCheckInterval(5*time.Second, 2*time.Second), WithCheckRiseFall(2, 3),
 			WithCheckFunc(func(ctx context.Context, s *Server) error {
 				log.record(s)
 				if v, _ := failing.Load(s); v == true {
@@ -146,7 +146,7 @@ func TestHealthFlappingDoesNotThrash(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, servers := newTestPool(t, 1)
 		var n int
-		hc, err := NewHealthChecker(p, quietCheck, WithCheckJitter(0), WithRiseFall(2, 3),
+		hc, err := NewHealthChecker(p, quietCheck, WithCheckJitter(0), WithCheckRiseFall(2, 3),
 			WithCheckFunc(func(context.Context, *Server) error {
 				n++
 				if n%2 == 0 {
@@ -173,7 +173,7 @@ func TestHealthHungServer(t *testing.T) {
 		hung, fine := servers[0], servers[1]
 		log := newProbeLog()
 		hc, err := NewHealthChecker(p, quietCheck, WithCheckJitter(0), WithCheckTimeout(2*time.Second),
-			WithCheckInterval(time.Second, time.Second), WithRiseFall(1, 2),
+			WithCheckInterval(time.Second, time.Second), WithCheckRiseFall(1, 2),
 			WithCheckFunc(func(ctx context.Context, s *Server) error {
 				log.record(s)
 				if s == hung {
@@ -203,7 +203,7 @@ func TestHealthFollowsPool(t *testing.T) {
 		p, servers := newTestPool(t, 1, 1)
 		log := newProbeLog()
 		hc, err := NewHealthChecker(p, quietCheck, WithCheckJitter(0), WithCheckInterval(time.Second, time.Second),
-			WithSlowStart(time.Minute),
+			WithCheckSlowStart(time.Minute),
 			WithCheckFunc(func(ctx context.Context, s *Server) error {
 				log.record(s)
 				return nil
@@ -269,7 +269,7 @@ func TestHealthStartDownAndSlowStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, servers := newTestPool(t, 1)
 		pass := make(chan struct{})
-		hc, err := NewHealthChecker(p, quietCheck, WithStartDown(), WithRiseFall(3, 1), WithSlowStart(time.Minute),
+		hc, err := NewHealthChecker(p, quietCheck, WithCheckStartDown(), WithCheckRiseFall(3, 1), WithCheckSlowStart(time.Minute),
 			WithCheckFunc(func(ctx context.Context, s *Server) error {
 				select {
 				case <-pass:
@@ -295,7 +295,7 @@ func TestHealthRecoverySlowStarts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, servers := newTestPool(t, 1)
 		servers[0].SetHealthy(false)
-		hc, err := NewHealthChecker(p, quietCheck, WithRiseFall(1, 1), WithSlowStart(time.Minute),
+		hc, err := NewHealthChecker(p, quietCheck, WithCheckRiseFall(1, 1), WithCheckSlowStart(time.Minute),
 			WithCheckFunc(func(context.Context, *Server) error { return nil }))
 		require.NoError(t, err)
 		hc.CheckOnce(context.Background())
@@ -348,7 +348,7 @@ func TestHealthHTTPProbes(t *testing.T) {
 	p, err := NewPool(servers...)
 	require.NoError(t, err)
 	hc, err := NewHealthChecker(p, quietCheck, WithCheckPath("/healthz"), WithCheckMethod(http.MethodHead),
-		WithCheckTimeout(time.Second), WithRiseFall(1, 2))
+		WithCheckTimeout(time.Second), WithCheckRiseFall(1, 2))
 	require.NoError(t, err)
 	hc.CheckOnce(t.Context())
 	for _, s := range servers {

@@ -52,14 +52,14 @@ func seeded(seed uint64) Option {
 type algorithm struct {
 	name string
 	new  func(*Pool, ...Option) (Balancer, error)
-	// ordered balancers take WithStart.
+	// ordered balancers take WithRotationStart.
 	ordered bool
 }
 
-// startAtZero returns WithStart(0) for the balancers that take it.
+// startAtZero returns WithRotationStart(0) for the balancers that take it.
 func (a algorithm) startAtZero() []Option {
 	if a.ordered {
-		return []Option{WithStart(0)}
+		return []Option{WithRotationStart(0)}
 	}
 	return nil
 }

@@ -136,7 +136,7 @@ func TestDrain(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p, servers := newTestPool(t, 1, 1)
-		rr, err := NewRoundRobin(p, WithStart(0))
+		rr, err := NewRoundRobin(p, WithRotationStart(0))
 		require.NoError(t, err)
 		a := servers[0].Acquire()
 		b := servers[0].Acquire()

@@ -107,7 +107,7 @@ import (
 // status 101, until it is closed and the handler has returned. If the
 // handler panics, the proxy closes the connection it hijacked.
 //
-// A Proxy is safe for concurrent use. It logs (through [WithLogger]) the
+// A Proxy is safe for concurrent use. It logs (through [WithProxyLogger]) the
 // causes of 502, 504 and 508 answers, at most one line a second, and health
 // transitions; never a line per successful request.
 //

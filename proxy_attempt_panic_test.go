@@ -19,7 +19,7 @@ func TestProxyAttemptObserverPanic(t *testing.T) {
 	var log bytes.Buffer
 	p := newTestProxy(t, []*Server{s},
 		WithAttemptObserver(func(Attempt) { panic("observer bug") }),
-		WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+		WithProxyLogger(slog.New(slog.NewTextHandler(&log, nil))))
 	for range 3 {
 		w := httptest.NewRecorder()
 		assert.NotPanics(t, func() { p.ServeHTTP(w, httptest.NewRequest("GET", "/", nil)) })

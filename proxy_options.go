@@ -91,12 +91,12 @@ func WithResponseHeaderTimeout(d time.Duration) ProxyOption {
 	}
 }
 
-// WithLogger sets the logger for errors and health transitions. The default
+// WithProxyLogger sets the logger for errors and health transitions. The default
 // is [slog.Default].
-func WithLogger(l *slog.Logger) ProxyOption {
+func WithProxyLogger(l *slog.Logger) ProxyOption {
 	return func(o *proxyOptions) error {
 		if l == nil {
-			return errors.New("WithLogger: nil logger")
+			return errors.New("WithProxyLogger: nil logger")
 		}
 		o.logger = l
 		return nil
@@ -246,13 +246,13 @@ func WithFlushInterval(d time.Duration) ProxyOption {
 	}
 }
 
-// WithRetryAfter sets the Retry-After header of 503 answers, in whole
+// WithRetryAfterHeader sets the Retry-After header of 503 answers, in whole
 // seconds (rounded down). The default is 1 second; any duration of a second
 // or more is valid.
-func WithRetryAfter(d time.Duration) ProxyOption {
+func WithRetryAfterHeader(d time.Duration) ProxyOption {
 	return func(o *proxyOptions) error {
 		if d < time.Second {
-			return fmt.Errorf("WithRetryAfter: %v is below one second", d)
+			return fmt.Errorf("WithRetryAfterHeader: %v is below one second", d)
 		}
 		o.retryAfter = strconv.FormatInt(int64(d/time.Second), 10)
 		return nil

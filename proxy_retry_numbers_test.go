@@ -24,7 +24,7 @@ func TestProxyRetryOptionBounds(t *testing.T) {
 		{WithPassiveHealth(3, -time.Second), "WithPassiveHealth: cool-down -1s is not positive"},
 		{WithPassiveHealth(3, math.MaxInt64), ""},
 		{WithRetries(math.MaxInt), ""},
-		{WithRetryAfter(math.MaxInt64), ""},
+		{WithRetryAfterHeader(math.MaxInt64), ""},
 		{WithFlushInterval(math.MinInt64), ""},
 		{WithFlushInterval(math.MaxInt64), ""},
 		{WithResponseHeaderTimeout(math.MaxInt64), ""},
@@ -59,7 +59,7 @@ func TestProxyPassiveHealthHugeCount(t *testing.T) {
 func TestProxyRetryAfterHuge(t *testing.T) {
 	t.Parallel()
 	b := BalancerFunc(func(*http.Request) (PickResult, error) { return PickResult{}, ErrNoServer })
-	p, err := NewProxy(b, quiet, WithRetryAfter(math.MaxInt64))
+	p, err := NewProxy(b, quiet, WithRetryAfterHeader(math.MaxInt64))
 	require.NoError(t, err)
 	w := serve(p, "GET", "/", "")
 	assert.Equal(t, http.StatusServiceUnavailable, w.Code)

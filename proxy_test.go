@@ -51,7 +51,7 @@ func (h *logRecorder) messages(level slog.Level) []string {
 	return out
 }
 
-var quiet = WithLogger(slog.New(slog.DiscardHandler))
+var quiet = WithProxyLogger(slog.New(slog.DiscardHandler))
 
 // backend starts a loopback server named name whose handler is h, or, if h
 // is nil, one that answers with its name.
@@ -85,7 +85,7 @@ func newTestProxy(t *testing.T, servers []*Server, opts ...ProxyOption) *Proxy {
 	t.Helper()
 	pool, err := NewPool(servers...)
 	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool, WithStart(0))
+	rr, err := NewRoundRobin(pool, WithRotationStart(0))
 	require.NoError(t, err)
 	p, err := NewProxy(rr, append([]ProxyOption{quiet}, opts...)...)
 	require.NoError(t, err)
@@ -148,7 +148,7 @@ func TestNewProxyRejects(t *testing.T) {
 	}{
 		{nil, "lb: NewProxy: option 1 is nil"},
 		{WithTransport(nil), "lb: NewProxy: WithTransport: nil RoundTripper"},
-		{WithLogger(nil), "lb: NewProxy: WithLogger: nil logger"},
+		{WithProxyLogger(nil), "lb: NewProxy: WithProxyLogger: nil logger"},
 		{WithErrorHandler(nil), "lb: NewProxy: WithErrorHandler: nil function"},
 		{WithRetries(-1), "lb: NewProxy: WithRetries: negative count -1"},
 		{WithRetryBodyLimit(-5), "lb: NewProxy: WithRetryBodyLimit: negative size -5"},
@@ -157,7 +157,7 @@ func TestNewProxyRejects(t *testing.T) {
 		{WithFailureStatus(502, 42), "lb: NewProxy: WithFailureStatus: invalid status 42"},
 		{WithTrustedProxies(netip.Prefix{}), "lb: NewProxy: WithTrustedProxies: invalid prefix invalid Prefix"},
 		{WithResponseHeaderTimeout(-time.Second), "lb: NewProxy: WithResponseHeaderTimeout: negative duration -1s"},
-		{WithRetryAfter(time.Millisecond), "lb: NewProxy: WithRetryAfter: 1ms is below one second"},
+		{WithRetryAfterHeader(time.Millisecond), "lb: NewProxy: WithRetryAfterHeader: 1ms is below one second"},
 	}
 	for _, tt := range tests {
 		_, err := NewProxy(rr, quiet, tt.opt)
@@ -255,7 +255,7 @@ func TestProxyNoServer(t *testing.T) {
 	a, b := backend(t, "a", nil), backend(t, "b", nil)
 	a.SetHealthy(false)
 	b.SetHealthy(false)
-	p = newTestProxy(t, []*Server{a, b}, WithRetryAfter(30*time.Second))
+	p = newTestProxy(t, []*Server{a, b}, WithRetryAfterHeader(30*time.Second))
 	w = serve(p, "GET", "/", "")
 	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
 	assert.Equal(t, "30", w.Header().Get("Retry-After"))
@@ -266,7 +266,7 @@ func TestProxyBadGateway(t *testing.T) {
 	t.Parallel()
 	dead := deadServer(t, "dead")
 	logs := &logRecorder{}
-	p := newTestProxy(t, []*Server{dead}, WithLogger(slog.New(logs)))
+	p := newTestProxy(t, []*Server{dead}, WithProxyLogger(slog.New(logs)))
 	w := serve(p, "GET", "/", "")
 	assert.Equal(t, http.StatusBadGateway, w.Code)
 	assert.Equal(t, "Bad Gateway\n", w.Body.String(), "no address or Go error text")
@@ -512,7 +512,7 @@ func TestProxyClientGoesAwayMidStream(t *testing.T) {
 		}
 	})
 	logs := &logRecorder{}
-	p := newTestProxy(t, []*Server{stream}, WithLogger(slog.New(logs)), WithPassiveHealth(1, time.Hour))
+	p := newTestProxy(t, []*Server{stream}, WithProxyLogger(slog.New(logs)), WithPassiveHealth(1, time.Hour))
 	url, served := frontend(t, p)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -733,7 +733,7 @@ func TestProxyPassiveHealth(t *testing.T) {
 		}))
 		require.NoError(t, err)
 		logs := &logRecorder{}
-		p := newTestProxy(t, []*Server{flaky, steady}, WithLogger(slog.New(logs)), WithPassiveHealth(3, 10*time.Second))
+		p := newTestProxy(t, []*Server{flaky, steady}, WithProxyLogger(slog.New(logs)), WithPassiveHealth(3, 10*time.Second))
 
 		codes := func(n int) []int {
 			var out []int
@@ -794,7 +794,7 @@ func TestProxyLogsNothingOnSuccess(t *testing.T) {
 	t.Parallel()
 	logs := &logRecorder{}
 	s := backend(t, "a", nil)
-	p := newTestProxy(t, []*Server{s}, WithLogger(slog.New(logs)))
+	p := newTestProxy(t, []*Server{s}, WithProxyLogger(slog.New(logs)))
 	for range 20 {
 		require.Equal(t, http.StatusOK, serve(p, "GET", "/", "").Code)
 	}
@@ -804,7 +804,7 @@ func TestProxyLogsNothingOnSuccess(t *testing.T) {
 func TestProxyErrorLogIsSampled(t *testing.T) {
 	t.Parallel()
 	logs := &logRecorder{}
-	p := newTestProxy(t, []*Server{deadServer(t, "dead")}, WithLogger(slog.New(logs)), WithRetries(0), WithPassiveHealth(0, 0))
+	p := newTestProxy(t, []*Server{deadServer(t, "dead")}, WithProxyLogger(slog.New(logs)), WithRetries(0), WithPassiveHealth(0, 0))
 	for range 5 {
 		serve(p, "GET", "/", "")
 	}

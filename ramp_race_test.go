@@ -84,7 +84,7 @@ func TestRampSetBeforeHealthy(t *testing.T) {
 				mu.Unlock()
 			}
 		}))
-		hc, err := NewHealthChecker(p, WithCheckLogger(logger), WithRiseFall(1, 1), WithSlowStart(time.Minute),
+		hc, err := NewHealthChecker(p, WithCheckLogger(logger), WithCheckRiseFall(1, 1), WithCheckSlowStart(time.Minute),
 			WithCheckFunc(func(context.Context, *Server) error { return nil }))
 		require.NoError(t, err)
 		hc.CheckOnce(t.Context())

@@ -37,7 +37,7 @@ type paddedCounter struct {
 }
 
 // NewRoundRobin returns a round-robin balancer over pool. It starts at a
-// random position unless [WithStart] fixes it; [WithRand] sets the source of
+// random position unless [WithRotationStart] fixes it; [WithRand] sets the source of
 // that position.
 func NewRoundRobin(pool *Pool, opts ...Option) (*RoundRobin, error) {
 	c, err := newConfig("NewRoundRobin", pool, optStart, opts)
@@ -131,7 +131,7 @@ type WeightedRoundRobin struct {
 }
 
 // NewWeightedRoundRobin returns a smooth weighted round-robin balancer over
-// pool. It starts at a random position of its order unless [WithStart] fixes
+// pool. It starts at a random position of its order unless [WithRotationStart] fixes
 // it; [WithRand] sets the source of that position.
 func NewWeightedRoundRobin(pool *Pool, opts ...Option) (*WeightedRoundRobin, error) {
 	c, err := newConfig("NewWeightedRoundRobin", pool, optStart, opts)

@@ -14,7 +14,7 @@ func TestRoundRobinCyclesFromAnyStart(t *testing.T) {
 	const n = 5
 	p, _ := newTestPool(t, 1, 3, 1, 2, 1) // weights are ignored
 	for start := range uint64(3 * n) {
-		rr, err := NewRoundRobin(p, WithStart(start))
+		rr, err := NewRoundRobin(p, WithRotationStart(start))
 		require.NoError(t, err)
 		got := pickNames(t, rr, 3*n)
 		for i, name := range got {
@@ -40,7 +40,7 @@ func TestRoundRobinSkipsUnavailable(t *testing.T) {
 	t.Parallel()
 	p, servers := newTestPool(t, 1, 1, 0, 1, 1)
 	servers[1].SetHealthy(false)
-	rr, err := NewRoundRobin(p, WithStart(0))
+	rr, err := NewRoundRobin(p, WithRotationStart(0))
 	require.NoError(t, err)
 	// Active servers are s0 s1 s3 s4 (s2 has weight 0); s1 is down, so its
 	// turn goes to the next position and every lap of three turns holds
@@ -65,7 +65,7 @@ func TestRoundRobinFallsBackToScan(t *testing.T) {
 		s.SetHealthy(false)
 	}
 	for _, alg := range []algorithm{algorithms[0], algorithms[1]} {
-		b, err := alg.new(p, WithStart(0))
+		b, err := alg.new(p, WithRotationStart(0))
 		require.NoError(t, err)
 		assert.Equal(t, map[string]int{servers[len(servers)-1].Name(): 10}, countPicks(t, b, 10), alg.name)
 	}
@@ -74,7 +74,7 @@ func TestRoundRobinFallsBackToScan(t *testing.T) {
 func TestRoundRobinSeesPoolChanges(t *testing.T) {
 	t.Parallel()
 	p, servers := newTestPool(t, 1, 1)
-	rr, err := NewRoundRobin(p, WithStart(0))
+	rr, err := NewRoundRobin(p, WithRotationStart(0))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"s0", "s1"}, pickNames(t, rr, 2))
 	extra := newTestServers(t, 1, 1, 1)[2]
@@ -103,7 +103,7 @@ func TestWeightedRoundRobinSmoothOrder(t *testing.T) {
 		t.Run(fmt.Sprint(tt.weights), func(t *testing.T) {
 			t.Parallel()
 			p, _ := newTestPool(t, tt.weights...)
-			w, err := NewWeightedRoundRobin(p, WithStart(0))
+			w, err := NewWeightedRoundRobin(p, WithRotationStart(0))
 			require.NoError(t, err)
 			var got []byte
 			for _, name := range pickNames(t, w, 2*len(tt.want)) {
@@ -186,13 +186,13 @@ func TestSmoothOrderScalesHugeLaps(t *testing.T) {
 func TestWeightedRoundRobinSkipsUnavailable(t *testing.T) {
 	t.Parallel()
 	p, servers := newTestPool(t, 5, 1, 1)
-	w, err := NewWeightedRoundRobin(p, WithStart(0))
+	w, err := NewWeightedRoundRobin(p, WithRotationStart(0))
 	require.NoError(t, err)
 	servers[0].SetHealthy(false)
 	assert.Equal(t, map[string]int{"s1": 50, "s2": 50}, countPicks(t, w, 100))
 	servers[0].SetHealthy(true)
 	servers[1].SetHealthy(false)
-	w, err = NewWeightedRoundRobin(p, WithStart(0))
+	w, err = NewWeightedRoundRobin(p, WithRotationStart(0))
 	require.NoError(t, err)
 	// b's turn in a a b a c a a is skipped: the pick takes the next
 	// position instead, so a and c keep their 5:1 proportion exactly.
@@ -202,7 +202,7 @@ func TestWeightedRoundRobinSkipsUnavailable(t *testing.T) {
 func TestWeightedRoundRobinSeesPoolChanges(t *testing.T) {
 	t.Parallel()
 	p, servers := newTestPool(t, 2, 1)
-	w, err := NewWeightedRoundRobin(p, WithStart(0))
+	w, err := NewWeightedRoundRobin(p, WithRotationStart(0))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"s0", "s1", "s0"}, pickNames(t, w, 3))
 	extra := newTestServers(t, 1, 1, 3)[2]

@@ -379,7 +379,7 @@ func (s *Server) Draining() bool { return s.flags.Load()&flagDraining != 0 }
 // to all of it, linearly, over window starting now, so that a server that
 // has just joined or recovered is not flooded (the slow start of HAProxy and
 // Envoy). A window of 0 or less ends a ramp at once. [HealthChecker] calls
-// it when a server comes back, if told to with [WithSlowStart].
+// it when a server comes back, if told to with [WithCheckSlowStart].
 //
 // How each balancer applies the ramp, at fraction f of the weight:
 // [RoundRobin], [WeightedRoundRobin] and [Random] take a ramping server when

@@ -40,7 +40,7 @@ func TestSetWeightEveryBalancer(t *testing.T) {
 func TestSetWeightAfterPicks(t *testing.T) {
 	t.Parallel()
 	p, s := newTestPool(t, 1, 1)
-	wrr, err := NewWeightedRoundRobin(p, WithStart(0))
+	wrr, err := NewWeightedRoundRobin(p, WithRotationStart(0))
 	require.NoError(t, err)
 	rd, err := NewRandom(p, seeded(1))
 	require.NoError(t, err)

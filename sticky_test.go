@@ -18,7 +18,7 @@ func stickyProxy(t *testing.T, servers []*Server, attrs *http.Cookie) (*Proxy, *
 	t.Helper()
 	pool, err := NewPool(servers...)
 	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool, WithStart(0))
+	rr, err := NewRoundRobin(pool, WithRotationStart(0))
 	require.NoError(t, err)
 	p, err := NewProxy(rr, quiet, WithStickyCookie("srv", stickySecret, attrs))
 	require.NoError(t, err)

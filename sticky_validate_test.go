@@ -64,7 +64,7 @@ func TestStickyCookieValidation(t *testing.T) {
 		logged.Reset()
 		pool, err := NewPool(handlerServers(t, "a", "b")...)
 		require.NoError(t, err)
-		rr, err := NewRoundRobin(pool, WithStart(0))
+		rr, err := NewRoundRobin(pool, WithRotationStart(0))
 		require.NoError(t, err)
 		p, err := NewProxy(rr, quiet, WithStickyCookie(tc.name, stickySecret, tc.attrs))
 		if err == nil {

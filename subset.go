@@ -139,7 +139,7 @@ func NewSubset(src *Pool, instance, instances, size int) (*Subset, error) {
 func (sub *Subset) refresh() <-chan struct{} {
 	changed := sub.src.Changed()
 	// Servers of weight 0 take no picks (the backup priorities of
-	// DNSSRV, a server set to 0): a place in the subset would be lost
+	// WithDNSSRV, a server set to 0): a place in the subset would be lost
 	// on them. The snapshot's active members are the others.
 	servers := subsetOf(sub.src.load().active, sub.instance, sub.instances, sub.size)
 	// Updated even when the members are the same, so that what the

@@ -285,7 +285,7 @@ func TestSubsetKeepsDrainingServersOut(t *testing.T) {
 	sub, err := NewSubset(src, 0, 1, 2)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sub.Close() })
-	rr, err := NewRoundRobin(sub.Pool(), WithStart(0))
+	rr, err := NewRoundRobin(sub.Pool(), WithRotationStart(0))
 	require.NoError(t, err)
 
 	first, err := rr.Pick(nil)

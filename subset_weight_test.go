@@ -8,7 +8,7 @@ import (
 )
 
 // TestSubsetLeavesOutServersOfWeightZero checks that servers of weight 0 in
-// the source (the backup priorities of DNSSRV, a server set to 0 by
+// the source (the backup priorities of WithDNSSRV, a server set to 0 by
 // SetWeight) take no place in a subset: every instance gets size servers
 // that can take picks, and a server whose weight comes back takes its
 // place again.

@@ -141,7 +141,7 @@ func TestTCPProxyLocalDialErrors(t *testing.T) {
 			servers := tcpServers(t, refusedAddr(t), be.addr)
 			pool, err := NewPool(servers...)
 			require.NoError(t, err)
-			rr, err := NewRoundRobin(pool, WithStart(0))
+			rr, err := NewRoundRobin(pool, WithRotationStart(0))
 			require.NoError(t, err)
 			var d net.Dialer
 			var calls atomic.Int64

@@ -129,7 +129,7 @@ func TestHealthCheckerTCPProbe(t *testing.T) {
 	servers := tcpServers(t, be.addr, refusedAddr(t))
 	pool, err := NewPool(servers...)
 	require.NoError(t, err)
-	hc, err := NewHealthChecker(pool, WithRiseFall(1, 1), WithCheckLogger(discardLogger()))
+	hc, err := NewHealthChecker(pool, WithCheckRiseFall(1, 1), WithCheckLogger(discardLogger()))
 	require.NoError(t, err)
 	hc.CheckOnce(context.Background())
 	assert.True(t, servers[0].Stats().Healthy)

@@ -240,7 +240,7 @@ func TestTCPProxyDialRetry(t *testing.T) {
 	servers := tcpServers(t, refusedAddr(t), be.addr)
 	pool, err := NewPool(servers...)
 	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool, WithStart(0)) // the refused one first
+	rr, err := NewRoundRobin(pool, WithRotationStart(0)) // the refused one first
 	require.NoError(t, err)
 	b, dones := doneRecorder(rr)
 	_, addr := newTCPTestProxy(t, b)
@@ -755,7 +755,7 @@ func TestTCPPassiveHealth(t *testing.T) {
 	servers := tcpServers(t, refusedAddr(t), be.addr)
 	pool, err := NewPool(servers...)
 	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool, WithStart(0))
+	rr, err := NewRoundRobin(pool, WithRotationStart(0))
 	require.NoError(t, err)
 	_, addr := newTCPTestProxy(t, rr, WithTCPPassiveHealth(2, time.Hour))
 
@@ -775,7 +775,7 @@ func TestTCPPassiveHealth(t *testing.T) {
 // it fails cleanly with 502.
 func TestHTTPProxyTCPServer(t *testing.T) {
 	servers, rr := tcpRoundRobin(t, "127.0.0.1:1")
-	p, err := NewProxy(rr, WithLogger(discardLogger()))
+	p, err := NewProxy(rr, WithProxyLogger(discardLogger()))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
@@ -820,7 +820,7 @@ func TestTCPProxySkipsHandlerServers(t *testing.T) {
 	servers := append([]*Server{h}, tcpServers(t, be.addr)...)
 	pool, err := NewPool(servers...)
 	require.NoError(t, err)
-	rr, err := NewRoundRobin(pool, WithStart(0)) // the handler server first
+	rr, err := NewRoundRobin(pool, WithRotationStart(0)) // the handler server first
 	require.NoError(t, err)
 	_, addr := newTCPTestProxy(t, rr)
 

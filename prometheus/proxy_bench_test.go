@@ -63,7 +63,7 @@ func BenchmarkProxyObserved(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			opts := []lb.ProxyOption{lb.WithLogger(slog.New(slog.DiscardHandler))}
+			opts := []lb.ProxyOption{lb.WithProxyLogger(slog.New(slog.DiscardHandler))}
 			if v.observe {
 				opt, stop := observe(b, pool)
 				defer stop(srv)

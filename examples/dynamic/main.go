@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	proxy, err := lb.NewProxy(lc, lb.WithLogger(logger))
+	proxy, err := lb.NewProxy(lc, lb.WithProxyLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -298,8 +298,8 @@ func (f *fleet) startInstance(ctx context.Context, id int) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan error, 1)
 	go func() {
-		watched <- lb.WatchDNS(watchCtx, pool, srvName, lb.DNSSRV(), lb.DNSResolver(resolver),
-			lb.DNSInterval(100*time.Millisecond, 50*time.Millisecond), lb.DNSTimeout(time.Second), lb.DNSLogger(quiet))
+		watched <- lb.WatchDNS(watchCtx, pool, srvName, lb.WithDNSSRV(), lb.WithDNSResolver(resolver),
+			lb.WithDNSInterval(100*time.Millisecond, 50*time.Millisecond), lb.WithDNSTimeout(time.Second), lb.WithDNSLogger(quiet))
 	}()
 	f.closers = append(f.closers, func() { stopWatch(); <-watched })
 
@@ -307,7 +307,7 @@ func (f *fleet) startInstance(ctx context.Context, id int) error {
 	if err != nil {
 		return err
 	}
-	hashProxy, err := lb.NewProxy(hash, lb.WithLogger(quiet))
+	hashProxy, err := lb.NewProxy(hash, lb.WithProxyLogger(quiet))
 	if err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func (f *fleet) startInstance(ctx context.Context, id int) error {
 	}
 	// Every instance has the same secret: a cookie one issues, the
 	// others honour.
-	stickyProxy, err := lb.NewProxy(rr, lb.WithLogger(quiet),
+	stickyProxy, err := lb.NewProxy(rr, lb.WithProxyLogger(quiet),
 		lb.WithStickyCookie("fleet_pin", []byte("demo secret shared by the fleet"), nil))
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func newMux() (*http.ServeMux, *lb.Pool, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	canary, err := lb.NewProxy(wrr, lb.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	canary, err := lb.NewProxy(wrr, lb.WithProxyLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	if err != nil {
 		return nil, nil, err
 	}

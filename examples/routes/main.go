@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	checker, err := lb.NewHealthChecker(pool, lb.WithCheckPath(*checkPath),
-		lb.WithCheckInterval(2*time.Second, time.Second), lb.WithSlowStart(10*time.Second),
+		lb.WithCheckInterval(2*time.Second, time.Second), lb.WithCheckSlowStart(10*time.Second),
 		lb.WithCheckLogger(logger))
 	if err != nil {
 		return err
@@ -266,7 +266,7 @@ func routes(pool *lb.Pool, logger *slog.Logger) (*http.ServeMux, []lb.StatusEsti
 		if e, ok := b.(lb.Estimator); ok {
 			estimators = append(estimators, lb.StatusEstimator{Name: "/" + name + "/", Estimator: e})
 		}
-		opts := []lb.ProxyOption{lb.WithLogger(logger)}
+		opts := []lb.ProxyOption{lb.WithProxyLogger(logger)}
 		if name == "sticky" {
 			opts = append(opts, lb.WithStickyCookie("lb-demo", stickySecret, nil))
 		}
