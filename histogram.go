@@ -96,9 +96,9 @@ func (s *Server) Latency() Histogram {
 // latencyInto is Latency with its buckets in buf, of length histBuckets.
 func (s *Server) latencyInto(buf []Bucket) Histogram {
 	// A sum past the largest Duration stays there.
-	h := Histogram{Buckets: buf, Sum: time.Duration(min(s.latencySum.Load(), math.MaxInt64))}
+	h := Histogram{Buckets: buf, Sum: time.Duration(min(s.ctr.latencySum.Load(), math.MaxInt64))}
 	for i := range h.Buckets {
-		c := s.hist.buckets[i].Load()
+		c := s.ctr.hist.buckets[i].Load()
 		h.Buckets[i] = Bucket{UpperBound: histBound(i), Count: c}
 		h.Count += c
 	}
@@ -276,10 +276,10 @@ func errorClass(info DoneInfo) int {
 // errorCounts returns the server's counts of errors by class.
 func (s *Server) errorCounts() ErrorCounts {
 	return ErrorCounts{
-		Transport:  s.errs[classTransport].Load(),
-		Timeout:    s.errs[classTimeout].Load(),
-		Status5xx:  s.errs[class5xx].Load(),
-		Status4xx:  s.errs[class4xx].Load(),
-		ClientGone: s.errs[classClientGone].Load(),
+		Transport:  s.ctr.errs[classTransport].Load(),
+		Timeout:    s.ctr.errs[classTimeout].Load(),
+		Status5xx:  s.ctr.errs[class5xx].Load(),
+		Status4xx:  s.ctr.errs[class4xx].Load(),
+		ClientGone: s.ctr.errs[classClientGone].Load(),
 	}
 }

@@ -180,7 +180,7 @@ func TestStatsJSONHistogramFields(t *testing.T) {
 	s := newTestServers(t, 1)[0]
 	s.Acquire().Done(DoneInfo{StatusCode: 503, Duration: time.Millisecond})
 	s.Acquire().Done(DoneInfo{StatusCode: 404, Duration: time.Millisecond})
-	s.retries.Add(1)
+	s.ctr.retries.Add(1)
 	raw, err := json.Marshal(s.Stats())
 	require.NoError(t, err)
 	var got map[string]any

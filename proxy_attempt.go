@@ -61,7 +61,7 @@ func WithAttemptObserver(f func(Attempt)) ProxyOption {
 func (st *proxyState) attempted() {
 	retry := st.tries > 1
 	if retry {
-		st.res.Server.retries.Add(1)
+		st.res.Server.ctr.retries.Add(1)
 	}
 	if f := st.p.o.attempt; f != nil {
 		st.p.observeAttempt(f, Attempt{

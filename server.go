@@ -41,11 +41,11 @@ type Server struct {
 	fails    atomic.Uint32 // consecutive failures seen by a Proxy
 	weight   atomic.Int32  // 0..MaxWeight; see SetWeight
 	failures atomic.Uint64
-	// latencySum is the total of the durations in hist, in nanoseconds,
-	// modulo 2^64: unsigned, so that it reaches the largest Duration (292
-	// years) long before it wraps.
-	latencySum atomic.Uint64
-	_          [cacheLine - 40]byte
+	// ctr holds the counters of ended requests (histogram, errors by
+	// class, retries): apart from the Server, so that a scan of many
+	// servers (LeastConn, the status page) touches only their small part.
+	ctr *serverCounters
+	_   [cacheLine - 32 - wordSize]byte
 
 	name     string
 	nameHash uint64       // hashString(name): the server's place in hashing
@@ -61,13 +61,8 @@ type Server struct {
 	// reaches zero.
 	idle atomic.Pointer[chan struct{}]
 
-	hist    histogram                      // the durations of ended requests
-	errs    [numErrorClasses]atomic.Uint64 // ended requests by error class
-	retries atomic.Uint64                  // attempts that were retries (Proxy)
-
 	// labels is the server's metadata, never changed once made; nil when
-	// there is none. (After the counters: on 32-bit platforms they must
-	// start on an 8-byte boundary.)
+	// there is none.
 	labels map[string]string
 
 	// ev is what changes of state touch: their order, the state as Stats
@@ -87,9 +82,20 @@ const wordSize = bits.UintSize / 8
 
 // coldSize is the size of the fields of Server after its first cache line:
 // ten words (name: 2, url: 1, handler: 2, done: 1, slow: 1, idle: 1,
-// labels: 1, ev: 1), a 64-bit integer, the histogram's and the error
-// classes' counters, the retries, and a 32-bit integer.
-const coldSize = 10*wordSize + 8 + (histBuckets+numErrorClasses+1)*8 + 4
+// labels: 1, ev: 1), a 64-bit integer and a 32-bit one.
+const coldSize = 10*wordSize + 8 + 4
+
+// serverCounters are the counters of a server's ended requests that only
+// a Done with an outcome to record and the readers of statistics touch.
+type serverCounters struct {
+	// latencySum is the total of the durations in hist, in nanoseconds,
+	// modulo 2^64: unsigned, so that it reaches the largest Duration (292
+	// years) long before it wraps.
+	latencySum atomic.Uint64
+	hist       histogram                      // the durations of ended requests
+	errs       [numErrorClasses]atomic.Uint64 // ended requests by error class
+	retries    atomic.Uint64                  // attempts that were retries (Proxy)
+}
 
 // slowStart is one slow-start ramp: the server's share grows from minRamp
 // to full between start and start+window (Unix nanoseconds). It is never
@@ -250,7 +256,7 @@ func newServer(what, name string, u *url.URL, h http.Handler, opts []ServerOptio
 	case o.lerr != nil:
 		return nil, fmt.Errorf("lb: %s: %w", what, o.lerr)
 	}
-	s := &Server{name: o.name, nameHash: hashString(o.name, 0), url: u, handler: h, labels: o.labels}
+	s := &Server{name: o.name, nameHash: hashString(o.name, 0), url: u, handler: h, labels: o.labels, ctr: new(serverCounters)}
 	s.weight.Store(int32(o.weight))
 	if o.down {
 		s.flags.Store(flagDown)
@@ -576,8 +582,8 @@ func (s *Server) release(info DoneInfo) {
 		return // the request was cut short by its client: its time is not the server's
 	}
 	if d := int64(info.Duration); d > 0 {
-		s.latencySum.Add(uint64(d))
-		s.hist.observe(d)
+		s.ctr.latencySum.Add(uint64(d))
+		s.ctr.hist.observe(d)
 	}
 }
 
@@ -590,7 +596,7 @@ func (s *Server) countError(info DoneInfo) int {
 	if c == classNone {
 		return c
 	}
-	s.errs[c].Add(1)
+	s.ctr.errs[c].Add(1)
 	if c != class4xx && c != classClientGone {
 		s.failures.Add(1)
 	}
@@ -686,9 +692,9 @@ func (s *Server) Stats() Stats {
 		Failures:  s.failures.Load(),
 		Labels:    maps.Clone(s.labels),
 		Errors:    s.errorCounts(),
-		Retries:   s.retries.Load(),
+		Retries:   s.ctr.retries.Load(),
 	}
-	if s.latencySum.Load() != 0 {
+	if s.ctr.latencySum.Load() != 0 {
 		var buf [histBuckets]Bucket
 		h := s.latencyInto(buf[:])
 		st.P50, st.P90, st.P99 = h.Quantile(0.5), h.Quantile(0.9), h.Quantile(0.99)
