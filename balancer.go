@@ -99,8 +99,11 @@ type DoneInfo struct {
 
 // Unused reports whether d ends a pick given back by [PickResult.Cancel]:
 // the request never reached the server. A balancer that wraps Done to learn
-// from outcomes should learn nothing from it, and pass it on unchanged.
-func (d DoneInfo) Unused() bool { return d.Err == errNotUsed }
+// from outcomes should learn nothing from it, and pass it on; a wrapper
+// that wraps Err (with %w) on the way keeps it unused.
+func (d DoneInfo) Unused() bool {
+	return d.Err != nil && (d.Err == errNotUsed || errors.Is(d.Err, errNotUsed))
+}
 
 // An Option configures a balancer. A bad option, or one that does not apply
 // to the balancer (WithRotationStart on LeastConn, say), makes the constructor

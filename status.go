@@ -95,8 +95,12 @@ func (c *ErrorCounts) add(e ErrorCounts) {
 // operators can reach it.
 //
 // For each of estimators (which may be none), it also shows the
-// balancer's latency estimate of each server.
+// balancer's latency estimate of each server. A nil pool is shown as an
+// empty one.
 func StatusHandler(pool *Pool, estimators ...StatusEstimator) http.Handler {
+	if pool == nil {
+		pool = new(Pool)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

@@ -104,8 +104,8 @@ const subsetSeed = 0x5b5e7c0de1a5e7
 // picked from the subset (a server being drained is not: draining is a
 // state of the server). Close stops the goroutine.
 //
-// The zero Subset is not usable: build one with [NewSubset]. Its methods
-// are safe for concurrent use.
+// The zero Subset is not usable: build one with [NewSubset] (its Pool is
+// nil and its Close does nothing). Its methods are safe for concurrent use.
 type Subset struct {
 	src, pool                 *Pool
 	instance, instances, size int
@@ -171,6 +171,9 @@ func (sub *Subset) Pool() *Pool { return sub.pool }
 // membership. Close waits for the goroutine to end, and may be called more
 // than once.
 func (sub *Subset) Close() error {
+	if sub.stop == nil {
+		return nil // the zero Subset: no goroutine to stop
+	}
 	sub.once.Do(func() { close(sub.stop) })
 	<-sub.done
 	return nil

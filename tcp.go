@@ -57,7 +57,7 @@ var ErrTCPProxyClosed = errors.New("lb: TCP proxy closed")
 // A TCPProxy is safe for concurrent use; it may serve several listeners.
 //
 // The zero TCPProxy is not usable: make one with NewTCPProxy (its Serve
-// returns an error).
+// returns an error; its Close and Shutdown do nothing).
 type TCPProxy struct {
 	bal    Balancer
 	o      tcpOptions
@@ -435,7 +435,9 @@ func (p *TCPProxy) Shutdown(ctx context.Context) error {
 func (p *TCPProxy) Close() error {
 	p.mu.Lock()
 	p.stop()
-	p.cancel()
+	if p.cancel != nil { // nil in the zero TCPProxy, which has nothing to stop
+		p.cancel()
+	}
 	for c := range p.conns {
 		c.abort()
 	}
@@ -448,7 +450,9 @@ func (p *TCPProxy) Close() error {
 func (p *TCPProxy) stop() {
 	if !p.closed {
 		p.closed = true
-		close(p.quit)
+		if p.quit != nil { // nil in the zero TCPProxy
+			close(p.quit)
+		}
 	}
 	for ln := range p.listeners {
 		ln.Close()
