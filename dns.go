@@ -116,12 +116,16 @@ func WithDNSPort(port int) DNSOption {
 // lookup it waits interval plus a random part of jitter (uniform in [0,
 // jitter)), so that many instances started together do not query in step.
 // The default is 30 s with a jitter of a tenth of the interval. interval
-// must be above 0; jitter must be 0 or more and at most interval, and their
+// must be at least 10 ms (a bare number such as 30 is 30 ns: an error, not
+// a lookup storm); jitter must be 0 or more and at most interval, and their
 // sum must fit a [time.Duration].
 func WithDNSInterval(interval, jitter time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if interval <= 0 {
 			return fmt.Errorf("WithDNSInterval: interval %v is not above 0", interval)
+		}
+		if interval < minInterval {
+			return fmt.Errorf("WithDNSInterval: interval %v is below %v (a duration without its unit?)", interval, time.Duration(minInterval))
 		}
 		if jitter < 0 || jitter > interval {
 			return fmt.Errorf("WithDNSInterval: jitter %v is not between 0 and the interval %v", jitter, interval)
@@ -150,12 +154,16 @@ func WithDNSTimeout(d time.Duration) DNSOption {
 // WithDNSFailoverCheck sets how often, between lookups, WatchDNS looks at the
 // health of the servers of SRV records to move traffic to the next
 // priority when every server of the one in use is down, and back when one
-// recovers. The default is 1 s. It costs a look at each server's flags and
-// applies only when the records have more than one priority.
+// recovers. The default is 1 s; d must be at least 10 ms. It costs a look
+// at each server's flags and applies only when the records have more than
+// one priority.
 func WithDNSFailoverCheck(d time.Duration) DNSOption {
 	return func(o *dnsOptions) error {
 		if d <= 0 {
 			return fmt.Errorf("WithDNSFailoverCheck: period %v is not above 0", d)
+		}
+		if d < minInterval {
+			return fmt.Errorf("WithDNSFailoverCheck: period %v is below %v (a duration without its unit?)", d, time.Duration(minInterval))
 		}
 		o.failover = d
 		return nil

@@ -149,13 +149,21 @@ func WithCheckTimeout(d time.Duration) HealthOption {
 	}
 }
 
+// minInterval is the shortest period of a repeated probe or lookup: below
+// it, a duration was most likely given without its unit.
+const minInterval = 10 * time.Millisecond
+
 // WithCheckInterval sets the time between probes of a server that is up,
 // and of one that is down (often shorter, so that it comes back sooner).
-// The defaults are 5 s and 2 s.
+// The defaults are 5 s and 2 s. Both must be at least 10 ms: a bare number
+// such as 5 is 5 ns, which would probe without pause.
 func WithCheckInterval(up, down time.Duration) HealthOption {
 	return func(o *healthOptions) error {
 		if up <= 0 || down <= 0 {
 			return fmt.Errorf("WithCheckInterval: intervals %v and %v must be positive", up, down)
+		}
+		if up < minInterval || down < minInterval {
+			return fmt.Errorf("WithCheckInterval: intervals %v and %v must be at least %v (a duration without its unit?)", up, down, time.Duration(minInterval))
 		}
 		o.upInterval, o.downInterval = up, down
 		return nil
